@@ -1,0 +1,1 @@
+"""The pure analysis core: catalog, series, judging, trends, bottlenecks. No I/O, no clock."""

@@ -1,0 +1,255 @@
+"""The metric catalog: the one table of every metric the strategist judges (DESIGN.md).
+
+Two columns are decisions of ours, not of the specification:
+
+- ``bounded``: a higher-is-better percentage whose ceiling is 100 %, judged in
+  error-budget space (99.5 % against 99.9 % misses 5×). These are the SLO-like
+  ratios: availability, connection stability, both cache hit rates and data
+  freshness. ``ai_processing_efficiency`` is *not* bounded: its target (80 %)
+  is far from the ceiling and the headroom above it is no error budget, so
+  target / current judges it.
+- ``statistic``: what ``current`` is over a window of raw samples. Latencies in
+  ms use the p95 (a tail, not a mean of means); percentages, rates and
+  throughputs use the mean, because their samples are already ratios over a
+  scrape interval and a percentile of ratios has no clear meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+Direction = Literal["lower_is_better", "higher_is_better"]
+Statistic = Literal["p95", "mean", "last"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric: how it is measured, which way is better and what it should reach."""
+
+    name: str
+    domain: str
+    unit: str
+    direction: Direction
+    target: float
+    bottleneck_type: str
+    bounded: bool = False
+    """Higher-is-better percentage capped at 100: judged in error-budget space."""
+    statistic: Statistic = "mean"
+    """The statistic ``current`` is over a window of samples."""
+
+
+_LOWER: Direction = "lower_is_better"
+_HIGHER: Direction = "higher_is_better"
+
+_SPECS: tuple[MetricSpec, ...] = (
+    # api
+    MetricSpec(
+        name="api_response_time",
+        domain="api",
+        unit="ms",
+        direction=_LOWER,
+        target=100.0,
+        bottleneck_type="processing_latency",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="api_availability",
+        domain="api",
+        unit="%",
+        direction=_HIGHER,
+        target=99.9,
+        bottleneck_type="availability",
+        bounded=True,
+    ),
+    MetricSpec(
+        name="api_throughput",
+        domain="api",
+        unit="req/s",
+        direction=_HIGHER,
+        target=500.0,
+        bottleneck_type="throughput_capacity",
+    ),
+    MetricSpec(
+        name="error_rate",
+        domain="api",
+        unit="%",
+        direction=_LOWER,
+        target=1.0,
+        bottleneck_type="reliability",
+    ),
+    # chat
+    MetricSpec(
+        name="websocket_throughput",
+        domain="chat",
+        unit="msg/s",
+        direction=_HIGHER,
+        target=1000.0,
+        bottleneck_type="connection_scaling",
+    ),
+    MetricSpec(
+        name="message_processing_time",
+        domain="chat",
+        unit="ms",
+        direction=_LOWER,
+        target=100.0,
+        bottleneck_type="processing_latency",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="connection_stability",
+        domain="chat",
+        unit="%",
+        direction=_HIGHER,
+        target=99.0,
+        bottleneck_type="connection_scaling",
+        bounded=True,
+    ),
+    MetricSpec(
+        name="real_time_delivery",
+        domain="chat",
+        unit="ms",
+        direction=_LOWER,
+        target=50.0,
+        bottleneck_type="delivery_latency",
+        statistic="p95",
+    ),
+    # feed
+    MetricSpec(
+        name="content_retrieval_time",
+        domain="feed",
+        unit="ms",
+        direction=_LOWER,
+        target=200.0,
+        bottleneck_type="data_access",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="feed_generation_time",
+        domain="feed",
+        unit="ms",
+        direction=_LOWER,
+        target=500.0,
+        bottleneck_type="processing_latency",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="cache_hit_rate",
+        domain="feed",
+        unit="%",
+        direction=_HIGHER,
+        target=90.0,
+        bottleneck_type="cache_efficiency",
+        bounded=True,
+    ),
+    MetricSpec(
+        name="data_freshness",
+        domain="feed",
+        unit="%",
+        direction=_HIGHER,
+        target=95.0,
+        bottleneck_type="data_staleness",
+        bounded=True,
+    ),
+    # ai
+    MetricSpec(
+        name="report_generation",
+        domain="ai",
+        unit="ms",
+        direction=_LOWER,
+        target=500.0,
+        bottleneck_type="ai_processing_speed",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="sentiment_analysis",
+        domain="ai",
+        unit="ms",
+        direction=_LOWER,
+        target=200.0,
+        bottleneck_type="nlp_computation",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="ai_processing_efficiency",
+        domain="ai",
+        unit="%",
+        direction=_HIGHER,
+        target=80.0,
+        bottleneck_type="ai_processing_speed",
+    ),
+    MetricSpec(
+        name="data_processing_time",
+        domain="ai",
+        unit="ms",
+        direction=_LOWER,
+        target=300.0,
+        bottleneck_type="data_pipeline",
+        statistic="p95",
+    ),
+    # infra
+    MetricSpec(
+        name="redis_cache_hit",
+        domain="infra",
+        unit="%",
+        direction=_HIGHER,
+        target=95.0,
+        bottleneck_type="cache_efficiency",
+        bounded=True,
+    ),
+    MetricSpec(
+        name="database_query_time",
+        domain="infra",
+        unit="ms",
+        direction=_LOWER,
+        target=50.0,
+        bottleneck_type="database_latency",
+        statistic="p95",
+    ),
+    MetricSpec(
+        name="memory_utilization",
+        domain="infra",
+        unit="%",
+        direction=_LOWER,
+        target=80.0,
+        bottleneck_type="resource_saturation",
+    ),
+    MetricSpec(
+        name="cpu_utilization",
+        domain="infra",
+        unit="%",
+        direction=_LOWER,
+        target=70.0,
+        bottleneck_type="resource_saturation",
+    ),
+)
+
+CATALOG: Mapping[str, MetricSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
+"""Metric name → its spec: the one place a target, direction or unit is written."""
+
+
+def _by_domain() -> dict[str, tuple[str, ...]]:
+    domains: dict[str, list[str]] = {}
+    for spec in _SPECS:
+        domains.setdefault(spec.domain, []).append(spec.name)
+    return {domain: tuple(names) for domain, names in domains.items()}
+
+
+DOMAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(_by_domain())
+"""Domain (api, chat, feed, ai, infra) → its metric names, in catalog order."""
+
+SCOPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        # The API's own metrics plus the infrastructure an API request waits on.
+        "api_optimization": (
+            *DOMAINS["api"],
+            "redis_cache_hit",
+            "database_query_time",
+            "cpu_utilization",
+            "memory_utilization",
+        ),
+    }
+)
+"""Task type → the metrics its analysis is about (used to decide 'no data at all')."""

@@ -1,0 +1,109 @@
+"""``prometheus-backend`` — the command line. Exit codes: 0 ok, 1 failure, 2 usage, 3 NATS lost."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent import __version__
+from agent.config import Settings
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NATS_LOST = 0, 1, 2, 3
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective configuration, secrets masked."""
+    print(json.dumps(_settings().masked(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write the JSON Schema of every message (stdout or a file)."""
+    from protocols import json_schemas
+
+    text = json.dumps(json_schemas(), indent=2, sort_keys=True)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+async def serve(settings: Settings) -> int:
+    """Run the agent until SIGTERM/SIGINT (exit 0) or until NATS is lost for good (exit 3)."""
+    from agent.runtime.node import AgentNode
+
+    async with AgentNode(settings) as node:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, node.stop)
+        await node.wait()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    if node.fatal:
+        log.error("exiting: %s", node.fatal)
+        return EXIT_NATS_LOST
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the agent (embedded nats-server when NATS_URL is unset)."""
+    from agent.telemetry.logs import setup_logging
+    from agent.telemetry.tracing import setup_tracing
+
+    settings = _settings()
+    setup_logging(settings.log_level, settings.log_format)
+    provider = setup_tracing(settings.otel_exporter, settings.agent_id, settings.otel_endpoint)
+    try:
+        return asyncio.run(serve(settings))
+    finally:
+        if provider is not None:
+            provider.shutdown()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prometheus-backend",
+        description="The strategist of a backend-optimisation swarm on NATS.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage or configuration error, "
+        "3 NATS connection lost for good.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help=cmd_run.__doc__, description=cmd_run.__doc__)
+    run.set_defaults(func=cmd_run)
+    config = sub.add_parser("config", help=cmd_config.__doc__, description=cmd_config.__doc__)
+    config.set_defaults(func=cmd_config)
+    schema = sub.add_parser("schema", help=cmd_schema.__doc__, description=cmd_schema.__doc__)
+    schema.add_argument("-o", "--output", help="file to write (default: stdout)")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

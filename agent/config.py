@@ -1,0 +1,156 @@
+"""Configuration: environment variables with one prefix, an optional ``.env`` and a TOML file.
+
+Precedence, highest first: constructor arguments, environment (``PROMETHEUS_BACKEND_*``;
+``NATS_URL`` also works unprefixed, as every NATS tool reads it), ``.env``, the TOML file
+named by ``PROMETHEUS_BACKEND_CONFIG`` (default ``prometheus-backend.toml``), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "PROMETHEUS_BACKEND_"
+_ID = r"^[A-Za-z0-9_-]{1,64}$"
+_WINDOW = r"^[1-9][0-9]{0,5}(s|m|h|d|w)$"
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "prometheus-backend"
+
+
+def _stream_token(agent_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", agent_id).upper()
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. ``prometheus-backend config`` prints it, secrets masked."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    # --- NATS connection ---------------------------------------------------------
+    nats_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("NATS_URL", f"{ENV_PREFIX}NATS_URL", "nats_url"),
+        description="Comma-separated server URLs; unset = start an embedded nats-server.",
+    )
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    nats_creds_file: Path | None = None
+    nats_nkey_seed_file: Path | None = None
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    nats_connect_timeout_s: float = Field(default=5.0, gt=0)
+    nats_start_retry_max_s: float = Field(
+        default=0.0, ge=0, description="Give up the first connect after this long; 0 = never."
+    )
+    nats_start_backoff_max_s: float = Field(default=10.0, gt=0)
+    nats_reconnect_wait_s: float = Field(default=1.0, gt=0)
+    nats_ping_interval_s: int = Field(default=10, ge=1)
+    nats_max_outstanding_pings: int = Field(default=3, ge=1)
+    nats_drain_timeout_s: float = Field(default=10.0, gt=0)
+    nats_pending_msgs_limit: int = Field(default=65_536, ge=1)
+    nats_pending_bytes_limit: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    # --- identity ----------------------------------------------------------------
+    agent_id: str = Field(default="prometheus-backend", pattern=_ID)
+    helios_id: str = Field(default="helios", pattern=_ID)
+    hephaestus_id: str = Field(default="hephaestus-backend", pattern=_ID)
+    athena_id: str = Field(default="athena-api", pattern=_ID)
+
+    # --- JetStream ---------------------------------------------------------------
+    stream_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="Prefix of the stream names; default: the agent id in upper case.",
+    )
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    stream_max_age_s: float = Field(default=7 * 86_400, gt=0)
+    duplicate_window_s: float = Field(default=600.0, gt=0)
+    task_record_ttl_s: float = Field(
+        default=7 * 86_400, gt=0, description="How long a task's answer is remembered."
+    )
+
+    # --- work limits -------------------------------------------------------------
+    max_in_flight: int = Field(default=4, ge=1, le=1024)
+    rpc_queue_limit: int = Field(
+        default=64, ge=0, description="rpc requests waiting for a worker before `overloaded`."
+    )
+    max_ack_pending: int = Field(default=16, ge=1)
+    ack_wait_s: float = Field(default=30.0, ge=1)
+    max_deliver: int = Field(default=5, ge=1)
+    max_payload_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # --- analysis ----------------------------------------------------------------
+    default_window: str = Field(default="1h", pattern=_WINDOW)
+    targets: dict[str, float] = Field(default_factory=dict)
+
+    # --- process -----------------------------------------------------------------
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    embedded_port: int = Field(default=0, ge=0, le=65_535, description="0 = a free port.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str | None = None
+
+    @field_validator("targets")
+    @classmethod
+    def _finite_targets(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, target in value.items():
+            if not -1e15 <= target <= 1e15:
+                raise ValueError(f"target for {name} must be a finite number")
+        return value
+
+    @property
+    def servers(self) -> list[str]:
+        return [u.strip() for u in (self.nats_url or "").split(",") if u.strip()]
+
+    @property
+    def streams_token(self) -> str:
+        return self.stream_prefix or _stream_token(self.agent_id)
+
+    @property
+    def tasks_bucket(self) -> str:
+        return f"{self.streams_token}_TASKS_DONE"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "prometheus-backend.toml"))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as JSON-ready data, every secret shown as ``***``."""
+        out: dict[str, Any] = self.model_dump(mode="json")
+        for key in ("nats_password", "nats_token"):
+            if out.get(key) is not None:
+                out[key] = "***"
+        if self.nats_url:
+            out["nats_url"] = re.sub(r"//[^@/]*@", "//***@", self.nats_url)
+        return out

@@ -1,0 +1,54 @@
+"""The agent's one exception hierarchy: each error carries the protocol's stable code."""
+
+from __future__ import annotations
+
+from protocols.errors import ErrorCode
+
+
+class AgentError(Exception):
+    """Base of every error the agent answers with; ``retryable`` tells tenacity whether to retry."""
+
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InsufficientData(AgentError):
+    """Too few samples to say anything honest; ``counts`` says what was there."""
+
+    code = ErrorCode.INSUFFICIENT_DATA
+
+    def __init__(self, message: str, *, counts: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.counts = counts or {}
+
+
+class InvalidParams(AgentError):
+    """``params`` decoded but cannot be used (unknown window, unusable metric)."""
+
+    code = ErrorCode.INVALID_PARAMS
+
+
+class NotImplementedTask(AgentError):
+    """A registered task type whose strategy has not landed yet: said, never faked."""
+
+    code = ErrorCode.NOT_IMPLEMENTED
+
+
+class Overloaded(AgentError):
+    """The bounded work queue is full; the caller should retry later."""
+
+    code = ErrorCode.OVERLOADED
+    retryable = True
+
+
+class PayloadTooLarge(AgentError):
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"payload of {size} bytes exceeds the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit

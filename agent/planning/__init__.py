@@ -1,0 +1,1 @@
+"""Planning: the playbook of optimisation approaches and what they are expected to do."""

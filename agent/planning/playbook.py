@@ -1,0 +1,211 @@
+"""The playbook: the one table of optimisation approaches and their prior impact ranges.
+
+Impact ranges are the specification's (DESIGN.md, "Expected improvement") where it
+names them, and conservative engineering priors otherwise; the learning store
+calibrates them against what Athena measured. ``expected`` is the midpoint of the
+range. ``measure`` says what the percentage is of: ``reduction`` is how much of the
+shortfall goes away (lower latency, fewer errors, a smaller gap to 100 % for a
+bounded percentage, or a higher rate for a higher-is-better one); ``capacity`` is
+added capacity (clustering: 300–500 % more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from protocols.messages import RiskLevel
+
+Measure = Literal["reduction", "capacity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Approach:
+    """One way to fix a kind of bottleneck, with its expected effect, effort and risk."""
+
+    key: str
+    name: str
+    addresses: frozenset[str]
+    """Bottleneck types (catalog ``bottleneck_type``) this approach acts on."""
+    impact_low: float
+    impact_high: float
+    effort_weeks: float
+    risk_level: RiskLevel
+    risk: str
+    prerequisites: tuple[str, ...]
+    infra_cost: str
+    measure: Measure = "reduction"
+
+    @property
+    def impact_expected(self) -> float:
+        """The midpoint of the range until verified outcomes calibrate it."""
+        return (self.impact_low + self.impact_high) / 2.0
+
+    @property
+    def impact_per_week(self) -> float:
+        """Expected impact per engineer-week: the order ``approaches_for`` ranks by."""
+        return self.impact_expected / self.effort_weeks
+
+
+_APPROACHES: tuple[Approach, ...] = (
+    Approach(
+        key="query_optimization",
+        name="Database query optimisation and indexing",
+        addresses=frozenset({"database_latency", "processing_latency"}),
+        impact_low=40.0,
+        impact_high=70.0,
+        effort_weeks=3.0,
+        risk_level="medium",
+        risk="lock contention and write amplification during index builds",
+        prerequisites=("slow-query log or pg_stat_statements", "query plans of hot endpoints"),
+        infra_cost="none beyond index storage",
+    ),
+    Approach(
+        key="multi_level_caching",
+        name="Multi-level caching with smart warming",
+        addresses=frozenset({"cache_efficiency", "data_access", "processing_latency"}),
+        impact_low=50.0,
+        impact_high=80.0,
+        effort_weeks=4.0,
+        risk_level="medium",
+        risk="stale reads when invalidation misses a write path",
+        prerequisites=("cacheable read paths identified", "an invalidation event per write"),
+        infra_cost="a Redis tier sized to the hot set",
+    ),
+    Approach(
+        key="connection_pooling",
+        name="Connection pooling",
+        addresses=frozenset({"database_latency", "throughput_capacity"}),
+        impact_low=30.0,
+        impact_high=50.0,
+        effort_weeks=1.0,
+        risk_level="low",
+        risk="pool exhaustion under bursts when sized too small",
+        prerequisites=("connection count and pool wait-time metrics",),
+        infra_cost="none; fewer database connections",
+    ),
+    Approach(
+        key="batched_async_processing",
+        name="Batched asynchronous message processing",
+        addresses=frozenset({"delivery_latency", "processing_latency", "throughput_capacity"}),
+        impact_low=40.0,
+        impact_high=60.0,
+        effort_weeks=3.0,
+        risk_level="medium",
+        risk="reordering and at-least-once duplicates need idempotent consumers",
+        prerequisites=("idempotent handlers", "a durable queue"),
+        infra_cost="a durable queue (JetStream stream)",
+    ),
+    Approach(
+        key="websocket_clustering",
+        name="Horizontal WebSocket clustering with sticky sessions",
+        addresses=frozenset({"connection_scaling"}),
+        impact_low=300.0,
+        impact_high=500.0,
+        effort_weeks=5.0,
+        risk_level="high",
+        risk="sessions lost on node failure without sticky-session failover",
+        prerequisites=("load balancer with sticky sessions", "shared pub/sub backplane"),
+        infra_cost="more WebSocket nodes and a backplane",
+        measure="capacity",
+    ),
+    Approach(
+        key="quantization_batch_inference",
+        name="Model quantisation and batch inference",
+        addresses=frozenset({"ai_processing_speed", "nlp_computation"}),
+        impact_low=50.0,
+        impact_high=80.0,
+        effort_weeks=4.0,
+        risk_level="medium",
+        risk="accuracy loss from reduced precision",
+        prerequisites=("an accuracy benchmark set", "a batching-tolerant request path"),
+        infra_cost="none; less GPU/CPU time per request",
+    ),
+    Approach(
+        key="parallel_data_pipeline",
+        name="Parallel data pipeline",
+        addresses=frozenset({"data_pipeline", "data_staleness"}),
+        impact_low=60.0,
+        impact_high=90.0,
+        effort_weeks=5.0,
+        risk_level="medium",
+        risk="out-of-order writes between parallel stages",
+        prerequisites=("independent pipeline stages", "idempotent sinks"),
+        infra_cost="more workers while the pipeline runs",
+    ),
+    Approach(
+        key="cache_ttl_tuning",
+        name="Cache TTL and eviction tuning",
+        addresses=frozenset({"cache_efficiency", "data_staleness"}),
+        impact_low=15.0,
+        impact_high=35.0,
+        effort_weeks=1.0,
+        risk_level="low",
+        risk="staler data with longer TTLs",
+        prerequisites=("hit/miss and eviction counts per key prefix",),
+        infra_cost="none, or more cache memory",
+    ),
+    Approach(
+        key="read_replicas",
+        name="Read replicas",
+        addresses=frozenset({"database_latency", "data_access", "throughput_capacity"}),
+        impact_low=30.0,
+        impact_high=60.0,
+        effort_weeks=2.0,
+        risk_level="medium",
+        risk="replication lag visible to reads right after writes",
+        prerequisites=("read/write split in the data layer",),
+        infra_cost="one database instance per replica",
+    ),
+    Approach(
+        key="load_shedding",
+        name="Rate limiting and load shedding",
+        addresses=frozenset({"reliability", "availability", "throughput_capacity"}),
+        impact_low=20.0,
+        impact_high=50.0,
+        effort_weeks=1.5,
+        risk_level="medium",
+        risk="legitimate requests rejected when limits are too tight",
+        prerequisites=("per-client request metrics", "a priority for each endpoint"),
+        infra_cost="none",
+    ),
+    Approach(
+        key="autoscaling",
+        name="Autoscaling on saturation signals",
+        addresses=frozenset({"resource_saturation", "throughput_capacity", "availability"}),
+        impact_low=30.0,
+        impact_high=60.0,
+        effort_weeks=2.0,
+        risk_level="medium",
+        risk="cost spikes and cold-start latency while scaling out",
+        prerequisites=("stateless instances", "CPU/memory/latency scaling signals"),
+        infra_cost="instance-hours above the baseline fleet",
+    ),
+    Approach(
+        key="retries_circuit_breakers",
+        name="Retries with backoff and circuit breakers",
+        addresses=frozenset({"reliability", "availability"}),
+        impact_low=30.0,
+        impact_high=60.0,
+        effort_weeks=2.0,
+        risk_level="low",
+        risk="retry storms if backoff and jitter are missing",
+        prerequisites=("idempotent downstream calls", "per-dependency error metrics"),
+        infra_cost="none",
+    ),
+)
+
+PLAYBOOK: Mapping[str, Approach] = MappingProxyType({a.key: a for a in _APPROACHES})
+"""Approach key → approach: the one table of optimisation approaches."""
+
+
+def approaches_for(bottleneck_type: str) -> list[Approach]:
+    """The approaches that address ``bottleneck_type``, best expected impact per week first.
+
+    Ties break on the lower risk, then the key, so the order is stable.
+    """
+    risk_rank = {"low": 0, "medium": 1, "high": 2}
+    matching = [a for a in PLAYBOOK.values() if bottleneck_type in a.addresses]
+    return sorted(matching, key=lambda a: (-a.impact_per_week, risk_rank[a.risk_level], a.key))

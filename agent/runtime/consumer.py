@@ -1,0 +1,164 @@
+"""The durable path: a pull consumer on ``swarm.tasks.<agent>.>`` feeding the shared pool.
+
+At-least-once in, exactly-once out: a message is acked only after its result is stored
+and published; long work sends ``in_progress`` so it is not redelivered meanwhile; a
+message that keeps failing is dead-lettered and terminated on its last delivery.
+A pull subscription that breaks (e.g. after a server restart, nats.py #504) is re-made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from agent.config import Settings
+from agent.runtime.counters import Counters
+from agent.runtime.dispatcher import Dispatcher, Inbound, Refusal
+from agent.runtime.pool import WorkPool
+from protocols import ErrorCode, subjects
+
+log = logging.getLogger(__name__)
+
+FETCH_WAIT_S = 1.0
+
+
+class TaskConsumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        settings: Settings,
+        stream: str,
+        dispatcher: Dispatcher,
+        pool: WorkPool,
+        counters: Counters,
+    ) -> None:
+        self.js = js
+        self.settings = settings
+        self.stream = stream
+        self.dispatcher = dispatcher
+        self.pool = pool
+        self.counters = counters
+        self.durable = f"{settings.agent_id}-tasks"
+        self._stopping = asyncio.Event()
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            description="tasks for the strategist",
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.ack_wait_s,
+            max_deliver=self.settings.max_deliver,
+            max_ack_pending=self.settings.max_ack_pending,
+            filter_subject=subjects.tasks_all(self.settings.agent_id),
+        )
+
+    async def subscribe(self) -> None:
+        self._sub = await self.js.pull_subscribe(
+            subjects.tasks_all(self.settings.agent_id),
+            durable=self.durable,
+            stream=self.stream,
+            config=self.consumer_config(),
+            pending_msgs_limit=self.settings.max_ack_pending * 4,
+        )
+
+    def stop(self) -> None:
+        """Stop fetching; work already fetched goes on."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            free = await self.pool.wait_free()
+            if self._stopping.is_set():
+                break
+            try:
+                if self._sub is None:
+                    await self.subscribe()
+                assert self._sub is not None
+                msgs = await self._sub.fetch(min(free, 64), timeout=FETCH_WAIT_S)
+            except (TimeoutError, nats.errors.TimeoutError):
+                msgs = []  # nothing now (nats.py #418), not an error
+            except Exception as exc:
+                log.warning("fetching tasks failed (%r); re-subscribing in %.1fs", exc, backoff)
+                self._sub = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            for msg in msgs:
+                self.pool.run_durable(lambda m=msg: self._process(m))  # type: ignore[misc]
+        await self.close()
+
+    async def close(self) -> None:
+        """Drop the pull subscription (the durable consumer stays on the server)."""
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        """Tell the server the task is still being worked on, so it is not redelivered."""
+        interval = max(1.0, self.settings.ack_wait_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _process(self, msg: Msg) -> None:
+        meta = msg.metadata
+        delivered = int(meta.num_delivered or 1)
+        if delivered > 1:
+            self.counters.redelivered += 1
+        ref = f"{self.stream}:{meta.sequence.stream}"
+        inbound = Inbound(msg.subject, msg.data, msg.headers, "jetstream", ref)
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            await self.dispatcher.handle(inbound)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            raise
+        except Exception as exc:
+            await self._failed_delivery(msg, inbound, delivered, exc)
+            return
+        finally:
+            heartbeat.cancel()
+        await msg.ack()
+
+    async def _failed_delivery(
+        self, msg: Msg, inbound: Inbound, delivered: int, exc: Exception
+    ) -> None:
+        """The answer could not be stored or published: retry later, or give up on the last try."""
+        if delivered < self.settings.max_deliver:
+            log.warning(
+                "task on %s not answered (%r); redelivery %d", msg.subject, exc, delivered + 1
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=min(2.0**delivered, 30.0))
+            return
+        log.error("task on %s failed %d deliveries; dead-lettering it", msg.subject, delivered)
+        try:
+            await self.dispatcher.dead_letter(
+                inbound,
+                Refusal(
+                    ErrorCode.MAX_DELIVERIES,
+                    f"not answered after {delivered} deliveries: {exc!r}",
+                    None,
+                ),
+            )
+        except Exception:
+            log.exception("could not dead-letter; leaving the message to redelivery")
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=30.0)
+            return
+        with contextlib.suppress(Exception):
+            await msg.term()

@@ -1,0 +1,151 @@
+"""The agent's lifecycle as one async context manager (nats.py's micro example, grown up).
+
+``async with AgentNode(settings) as node: await node.wait()`` starts, in order: an
+embedded nats-server when no URL is configured, the connection, the streams, the task
+records, the micro service and the durable consumer. Leaving stops fetching, lets
+in-flight tasks finish (naks what cannot finish in time), stops the service and drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from nats.aio.client import Client
+from nats.micro.service import Service
+
+from agent.config import Settings
+from agent.runtime.connection import connect
+from agent.runtime.consumer import TaskConsumer
+from agent.runtime.counters import Counters
+from agent.runtime.dispatcher import Clock, Dispatcher, utc_now
+from agent.runtime.embedded import EmbeddedServer
+from agent.runtime.pool import WorkPool
+from agent.runtime.publisher import Publisher
+from agent.runtime.service import start_service
+from agent.runtime.streams import ensure_streams
+from agent.runtime.task_records import TaskRecords
+
+log = logging.getLogger(__name__)
+
+
+class AgentNode:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.counters = Counters()
+        self.pool = WorkPool(settings.max_in_flight, settings.rpc_queue_limit)
+        self.embedded: EmbeddedServer | None = None
+        self.nc: Client | None = None
+        self.service: Service | None = None
+        self.consumer: TaskConsumer | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.streams: dict[str, str] = {}
+        self._stack = AsyncExitStack()
+        self._consumer_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self.fatal: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.embedded.url if self.embedded else ",".join(self.settings.servers)
+
+    def stop(self) -> None:
+        """Ask the node to shut down (signal handlers call this)."""
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        """Until ``stop()`` or the connection closes for good."""
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> AgentNode:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+
+    async def _start(self) -> None:
+        settings = self.settings
+        servers = settings.servers
+        if not servers:
+            store = settings.state_dir / "nats"
+            self.embedded = EmbeddedServer(store, port=settings.embedded_port)
+            await self._stack.enter_async_context(self.embedded)
+            servers = [self.embedded.url]
+            log.info(
+                "no NATS_URL set: started an embedded nats-server at %s (JetStream store %s)",
+                self.embedded.url,
+                store,
+            )
+
+        async def on_closed() -> None:
+            if not self._stopped.is_set():
+                self.fatal = "NATS connection closed for good"
+                self._stopped.set()
+
+        self.nc = await connect(settings, servers, on_closed=on_closed)
+        self._stack.push_async_callback(self._close_connection)
+        js = self.nc.jetstream()
+        self.streams = await ensure_streams(js, settings)
+        records = await TaskRecords.open(js, settings)
+        publisher = Publisher(self.nc, js)
+        self.dispatcher = Dispatcher(
+            settings, publisher, records, clock=self.clock, counters=self.counters
+        )
+        self.service = await start_service(
+            self.nc, settings, self.dispatcher, self.pool, self.counters
+        )
+        self.consumer = TaskConsumer(
+            js, settings, self.streams["TASKS"], self.dispatcher, self.pool, self.counters
+        )
+        await self.consumer.subscribe()
+        self._consumer_task = asyncio.create_task(self.consumer.run(), name="task-consumer")
+        log.info(
+            "agent %s serving: rpc on swarm.rpc.%s.*, durable tasks on swarm.tasks.%s.>",
+            settings.agent_id,
+            settings.agent_id,
+            settings.agent_id,
+        )
+
+    async def _shutdown(self) -> None:
+        self._stopped.set()
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self._consumer_task is not None:
+            try:
+                await asyncio.wait_for(self._consumer_task, 5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                self._consumer_task.cancel()
+        if self.service is not None:
+            with contextlib.suppress(Exception):
+                await self.service.stop()
+        if not await self.pool.join(self.settings.nats_drain_timeout_s):
+            log.warning("in-flight tasks did not finish in time; returning them for redelivery")
+            self.pool.cancel_all()
+            await self.pool.join(5.0)
+        await self._stack.aclose()
+        log.info("agent %s stopped: %s", self.settings.agent_id, self.counters.snapshot())
+
+    async def _close_connection(self) -> None:
+        nc = self.nc
+        if nc is None or nc.is_closed:
+            return
+        try:
+            await nc.drain()
+        except Exception:
+            log.warning("drain failed; closing", exc_info=True)
+            with contextlib.suppress(Exception):
+                await nc.close()

@@ -1,0 +1,94 @@
+"""The JetStream streams of the wire contract: one table, created when missing, never narrowed.
+
+On start the agent makes sure every subject it reads or writes over JetStream is captured
+by a stream. A missing stream is created; an existing one only ever gains subjects; a
+subject already captured by a stream an operator made under another name is left to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from agent.config import Settings
+from protocols import subjects
+
+log = logging.getLogger(__name__)
+
+_SUBJECTS_OVERLAP = 10065
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    key: str
+    """Role of the stream; its name is ``<prefix>_<KEY>``."""
+    subjects: tuple[str, ...]
+    description: str
+
+
+def stream_specs(settings: Settings) -> tuple[StreamSpec, ...]:
+    """Every stream the agent needs, from the subjects of PROTOCOL.md."""
+    agent = settings.agent_id
+    return (
+        StreamSpec("TASKS", (subjects.tasks_all(agent),), "tasks from Helios"),
+        StreamSpec("RESULTS", (subjects.results_all(agent),), "task results to Helios"),
+        StreamSpec("PLANS", (subjects.plans(settings.hephaestus_id),), "plans to Hephaestus"),
+        StreamSpec("BASELINES", (subjects.baselines(settings.athena_id),), "baselines to Athena"),
+        StreamSpec("VERIFICATIONS", (subjects.verifications(agent),), "Athena's verifications"),
+        StreamSpec("FEEDBACK", (subjects.feedback(agent),), "Hephaestus's progress"),
+        StreamSpec("DIRECTIVES", (subjects.directives(agent),), "Helios's directives"),
+        StreamSpec("ALERTS", (subjects.ALERTS_ALL,), "alerts raised by the strategist"),
+        StreamSpec("DEADLETTER", (subjects.deadletter(agent),), "input the agent refused"),
+    )
+
+
+def stream_name(settings: Settings, key: str) -> str:
+    return f"{settings.streams_token}_{key}"
+
+
+async def ensure_stream(js: JetStreamContext, settings: Settings, spec: StreamSpec) -> str:
+    """Make sure ``spec``'s subjects are captured; returns the name of the stream holding them."""
+    name = stream_name(settings, spec.key)
+    try:
+        info = await js.stream_info(name)
+    except NotFoundError:
+        pass
+    else:
+        have = list(info.config.subjects or [])
+        missing = [s for s in spec.subjects if s not in have]
+        if missing:
+            info.config.subjects = have + missing
+            await js.update_stream(info.config)
+            log.info("stream %s widened with %s", name, missing)
+        return name
+    config = StreamConfig(
+        name=name,
+        description=spec.description,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=settings.stream_max_age_s,
+        num_replicas=settings.stream_replicas,
+        duplicate_window=settings.duplicate_window_s,
+        max_msg_size=settings.max_payload_bytes,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if exc.err_code != _SUBJECTS_OVERLAP:
+            raise
+        owner: str = await js.find_stream_name_by_subject(spec.subjects[0])
+        log.warning("subjects %s are already captured by stream %s; using it", spec.subjects, owner)
+        return owner
+    log.info("stream %s created for %s", name, list(spec.subjects))
+    return name
+
+
+async def ensure_streams(js: JetStreamContext, settings: Settings) -> dict[str, str]:
+    """Ensure every stream of the table; maps each role to the stream name actually used."""
+    return {spec.key: await ensure_stream(js, settings, spec) for spec in stream_specs(settings)}

@@ -1,0 +1,26 @@
+"""What a strategy is: a pure function from a task's context to its report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from protocols import AnalysisReport, PlanningReport, TaskParams, TaskType
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """Everything a strategy may read. No clock, no bus, no environment: ``now`` is given."""
+
+    task_id: str
+    task_type: TaskType
+    now: datetime
+    params: TaskParams
+    default_window: str = "1h"
+    target_overrides: Mapping[str, float] = field(default_factory=dict)
+    """Targets from configuration; a task's own ``params.targets`` win over these."""
+
+
+Report = AnalysisReport | PlanningReport
+Strategy = Callable[[TaskContext], Report]

@@ -1,0 +1,73 @@
+"""The swarm wire contract v1: messages, schema names, subjects and task types. No I/O."""
+
+from protocols import subjects
+from protocols.codec import Envelope, ProtocolError, decode, encode, read_envelope, to_builtins
+from protocols.errors import ErrorCode
+from protocols.jsonschema import json_schemas
+from protocols.messages import (
+    MESSAGE_TYPES,
+    Alert,
+    AnalysisReport,
+    BaselineMetric,
+    Bottleneck,
+    DeadLetter,
+    ErrorInfo,
+    ImplementationUpdate,
+    ImprovementRange,
+    KpiBatch,
+    KpiSample,
+    MetricPerformance,
+    OptimizationPlan,
+    PerformanceBaseline,
+    PlanItem,
+    PlanningReport,
+    Prediction,
+    Recommendation,
+    StrategicDirective,
+    TaskParams,
+    TaskRequest,
+    TaskResult,
+    TrendDetail,
+    VerificationResult,
+)
+from protocols.schemas import MAJOR_VERSION, SchemaName
+from protocols.task_types import TaskType
+
+__all__ = [
+    "MAJOR_VERSION",
+    "MESSAGE_TYPES",
+    "Alert",
+    "AnalysisReport",
+    "BaselineMetric",
+    "Bottleneck",
+    "DeadLetter",
+    "Envelope",
+    "ErrorCode",
+    "ErrorInfo",
+    "ImplementationUpdate",
+    "ImprovementRange",
+    "KpiBatch",
+    "KpiSample",
+    "MetricPerformance",
+    "OptimizationPlan",
+    "PerformanceBaseline",
+    "PlanItem",
+    "PlanningReport",
+    "Prediction",
+    "ProtocolError",
+    "Recommendation",
+    "SchemaName",
+    "StrategicDirective",
+    "TaskParams",
+    "TaskRequest",
+    "TaskResult",
+    "TaskType",
+    "TrendDetail",
+    "VerificationResult",
+    "decode",
+    "encode",
+    "json_schemas",
+    "read_envelope",
+    "subjects",
+    "to_builtins",
+]

@@ -1,0 +1,370 @@
+"""Every message of the wire contract (../shared/PROTOCOL.md) as a msgspec Struct.
+
+Rules (msgspec's schema-evolution rules): a new field gets a default; an existing
+annotation never changes. Unknown fields are ignored; NaN/Infinity and values out
+of range fail decoding. Outbound fields use the same types, so what we send is
+what we would accept.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from protocols.schemas import SchemaName
+
+# --- constrained scalars --------------------------------------------------------
+
+Finite = Annotated[float, Meta(ge=-1e15, le=1e15)]
+"""A finite number of sane magnitude: NaN, ±Infinity and absurd values are rejected."""
+NonNegative = Annotated[float, Meta(ge=0, le=1e15)]
+Percent = Annotated[float, Meta(ge=0, le=100)]
+Timestamp = Annotated[datetime, Meta(tz=True)]
+"""An RFC 3339 time with its offset (``2026-11-28T10:30:00Z``)."""
+EpochSeconds = Annotated[float, Meta(ge=946_684_800, le=4_102_444_800)]
+"""Unix seconds between 2000-01-01 and 2100-01-01: anything else is a unit mistake."""
+TaskId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+Token = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Name = Annotated[str, Meta(min_length=1, max_length=128)]
+Text = Annotated[str, Meta(max_length=4096)]
+Subject = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$", max_length=256)]
+Window = Annotated[str, Meta(pattern=r"^[1-9][0-9]{0,5}(s|m|h|d|w)$")]
+"""A duration such as ``15m``, ``1h``, ``7d``."""
+LabelKey = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+LabelValue = Annotated[str, Meta(max_length=256)]
+Labels = Annotated[dict[LabelKey, LabelValue], Meta(max_length=16)]
+Priority = Annotated[int, Meta(ge=-1000, le=1000)]
+
+Direction = Literal["lower_is_better", "higher_is_better"]
+Severity = Literal["critical", "high", "medium", "low"]
+Trend = Literal["improving", "stable", "declining", "unknown"]
+TaskStatus = Literal["completed", "failed", "rejected"]
+Phase = Literal["Phase_1_Critical", "Phase_2_High", "Phase_3_Medium", "Phase_4_Low"]
+RiskLevel = Literal["low", "medium", "high"]
+
+SamplePoint = tuple[Timestamp | EpochSeconds, Finite]
+"""One ``[timestamp, value]`` pair of inline data."""
+InlineSeries = Annotated[list[SamplePoint], Meta(max_length=100_000)]
+InlineMetrics = Annotated[dict[Name, Finite | InlineSeries], Meta(max_length=256)]
+
+
+class Message(Struct, frozen=True, kw_only=True):
+    """Base of every message; ``schema`` is checked by the codec before the body is decoded."""
+
+    schema: str
+
+
+# --- tasks ----------------------------------------------------------------------
+
+
+class TaskParams(Struct, frozen=True, kw_only=True):
+    """``params`` of a task; a task type may read more keys, unknown ones are ignored."""
+
+    window: Window | None = None
+    metrics: InlineMetrics = {}
+    targets: Annotated[dict[Name, Finite], Meta(max_length=256)] = {}
+    source: Token | None = None
+
+
+class TaskRequest(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.TASK_REQUEST.tag
+    task_id: TaskId
+    task_type: Token
+    issued_at: Timestamp
+    issuer: Name
+    deadline: Timestamp | None = None
+    reply_to: Subject | None = None
+    priority: Priority | None = None
+    params: TaskParams = TaskParams()
+
+
+class ErrorInfo(Struct, frozen=True, kw_only=True):
+    code: Token
+    message: Text
+
+
+class TaskResult(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.TASK_RESULT.tag
+    task_id: TaskId
+    task_type: Token
+    agent_id: Ident
+    status: TaskStatus
+    started_at: Timestamp
+    completed_at: Timestamp
+    duration_ms: NonNegative
+    report: dict[str, Any] | None = None
+    """An ``AnalysisReport`` or ``PlanningReport`` as JSON (decode it with ``msgspec.convert``)."""
+    error: ErrorInfo | None = None
+
+
+# --- reports (the ``report`` of a completed task_result) -----------------------
+
+
+class TrendDetail(Struct, frozen=True, kw_only=True):
+    """How the trend was decided: Theil–Sen slope and the Mann–Kendall test."""
+
+    method: str
+    samples: int
+    slope_per_hour: float | None = None
+    """Change of the metric in its own unit per hour (Theil–Sen)."""
+    kendall_tau: float | None = None
+    p_value: float | None = None
+
+
+class MetricPerformance(Struct, frozen=True, kw_only=True):
+    current: float
+    target: float
+    unit: str
+    direction: Direction
+    meeting_target: bool
+    miss_ratio: float
+    trend: Trend
+    samples: int
+    statistic: str = "value"
+    """Which statistic ``current`` is (``p95``, ``mean``, ``last``, ``value``)."""
+    severity: Severity | None = None
+    trend_detail: TrendDetail | None = None
+    target_source: str = "catalog"
+    """Where the target came from: ``catalog``, ``config`` or ``task``."""
+
+
+class Bottleneck(Struct, frozen=True, kw_only=True):
+    metric: str
+    bottleneck_type: str
+    severity: Severity
+    optimization_urgency: Annotated[int, Meta(ge=1, le=100)]
+    evidence: str
+
+
+class ImprovementRange(Struct, frozen=True, kw_only=True):
+    low: float
+    expected: float
+    high: float
+
+
+class Recommendation(Struct, frozen=True, kw_only=True):
+    recommendation_id: Ident
+    type: Literal["critical_fix", "optimization", "improvement"]
+    target: str
+    approach: str
+    expected_improvement: str
+    expected_improvement_pct: ImprovementRange
+    effort: str
+    risk: str
+    calibrated: bool
+    effort_weeks: float | None = None
+    verifications: int = 0
+    """How many verified outcomes back the expected figure (0 = playbook prior only)."""
+
+
+class AnalysisReport(Struct, frozen=True, kw_only=True):
+    """``report`` of the six analysis task types."""
+
+    analysis_type: str
+    timestamp: Timestamp
+    window: str
+    performance: dict[str, MetricPerformance]
+    bottlenecks: list[Bottleneck]
+    recommendations: list[Recommendation]
+    data_quality: dict[str, Any] = {}
+    """What the analysis could not use and why (metrics unknown, too few samples…)."""
+
+
+class PlanEntry(Struct, frozen=True, kw_only=True):
+    recommendation_id: Ident
+    target: str
+    approach: str
+    backend_strategic_score: Annotated[float, Meta(ge=0, le=100)]
+    implementation_phase: Phase
+
+
+class InfrastructureRoi(Struct, frozen=True, kw_only=True):
+    estimated_total_performance_gain_pct: float
+    estimated_infrastructure_efficiency_pct: float
+    implementation_effort: str
+
+
+class ScalabilityProjections(Struct, frozen=True, kw_only=True):
+    current_baseline: dict[str, Any]
+    three_months: dict[str, Any] = msgspec.field(name="3_months")
+    six_months: dict[str, Any] = msgspec.field(name="6_months")
+    scaling_triggers: list[dict[str, Any]]
+
+
+class PlanningReport(Struct, frozen=True, kw_only=True):
+    """``report`` of ``strategic_backend_planning``."""
+
+    plan_type: Literal["strategic_backend_optimization"]
+    plan_id: Ident
+    created_at: Timestamp
+    prioritized_plan: list[PlanEntry]
+    infrastructure_roi: InfrastructureRoi
+    scalability_projections: ScalabilityProjections
+    risk_assessment: dict[str, Any]
+    resource_requirements: dict[str, Any]
+    timeline_estimate: dict[str, Any]
+
+
+# --- to Hephaestus and Athena ------------------------------------------------------
+
+
+class PlanItem(Struct, frozen=True, kw_only=True):
+    recommendation_id: Ident
+    target: Name
+    approach: Name
+    priority: Annotated[int, Meta(ge=0)]
+    phase: Phase
+    baseline_value: Finite
+    target_value: Finite
+    expected_improvement_pct: ImprovementRange
+    effort: Text
+    risk: Text
+
+
+class OptimizationPlan(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.OPTIMIZATION_PLAN.tag
+    plan_id: Ident
+    created_at: Timestamp
+    agent_id: Ident
+    source_task_id: TaskId
+    items: list[PlanItem]
+
+
+class BaselineMetric(Struct, frozen=True, kw_only=True):
+    value: Finite
+    target: Finite
+    unit: str
+    direction: Direction
+    samples: Annotated[int, Meta(ge=0)]
+
+
+class Prediction(Struct, frozen=True, kw_only=True):
+    recommendation_id: Ident
+    metric: Name
+    approach: Name
+    expected_improvement_pct: Finite
+    expected_value: Finite
+
+
+class PerformanceBaseline(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.PERFORMANCE_BASELINE.tag
+    baseline_id: Ident
+    plan_id: Ident
+    captured_at: Timestamp
+    window: Window
+    metrics: dict[Name, BaselineMetric]
+    predictions: list[Prediction]
+
+
+# --- from Athena, Hephaestus, Helios ------------------------------------------------
+
+
+class VerificationResult(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.VERIFICATION_RESULT.tag
+    verification_id: Ident
+    plan_id: Ident
+    recommendation_id: Ident
+    metric: Name
+    baseline_value: Finite
+    measured_value: Finite
+    verified_at: Timestamp
+    approach: Name | None = None
+    verdict: Name | None = None
+    notes: Text | None = None
+
+
+class ImplementationUpdate(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.IMPLEMENTATION_UPDATE.tag
+    update_id: Ident
+    plan_id: Ident
+    recommendation_id: Ident
+    status: Literal["accepted", "in_progress", "implemented", "rejected"]
+    reported_at: Timestamp
+    feasibility: Literal["feasible", "infeasible"] | None = None
+    reason: Text | None = None
+    effort_spent_weeks: Annotated[float, Meta(ge=0, le=10_000)] | None = None
+
+
+class BusinessImpactWeights(Struct, frozen=True, kw_only=True):
+    api_performance: Annotated[float, Meta(ge=0, le=1)]
+    scalability: Annotated[float, Meta(ge=0, le=1)]
+    ai_processing: Annotated[float, Meta(ge=0, le=1)]
+    infrastructure_efficiency: Annotated[float, Meta(ge=0, le=1)]
+
+    def __post_init__(self) -> None:
+        total = self.api_performance + self.scalability + self.ai_processing
+        total += self.infrastructure_efficiency
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"business_impact_weights must sum to 1, not {total:g}")
+
+
+class StrategicDirective(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.STRATEGIC_DIRECTIVE.tag
+    directive_id: Ident
+    issued_at: Timestamp
+    business_impact_weights: BusinessImpactWeights | None = None
+    focus_areas: Annotated[list[Token], Meta(max_length=16)] = []
+    targets: Annotated[dict[Name, Finite], Meta(max_length=256)] = {}
+    valid_until: Timestamp | None = None
+
+
+class KpiSample(Struct, frozen=True, kw_only=True):
+    metric: Name
+    value: Finite
+    ts: Timestamp | EpochSeconds
+    labels: Labels = {}
+
+
+class KpiBatch(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.KPI_BATCH.tag
+    source: Name
+    samples: Annotated[list[KpiSample], Meta(max_length=100_000)]
+
+
+# --- from the agent to operators ---------------------------------------------------
+
+
+class Alert(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.ALERT.tag
+    alert_id: Ident
+    raised_at: Timestamp
+    metric: Name
+    severity: Severity
+    kind: Literal["target_breach", "degradation_trend", "anomaly", "capacity_runway", "resolved"]
+    current: Finite
+    target: Finite
+    message: Text
+
+
+class DeadLetter(Message, frozen=True, kw_only=True):
+    schema: str = SchemaName.DEAD_LETTER.tag
+    received_at: Timestamp
+    subject: str
+    reason: Text
+    error_code: Token
+    payload_b64: str
+    """The original bytes, unchanged, base64 (standard alphabet, padded)."""
+    headers: dict[str, str] = {}
+    task_id: str | None = None
+    """The task id when it could be read from the payload."""
+
+
+MESSAGE_TYPES: dict[SchemaName, type[Message]] = {
+    SchemaName.TASK_REQUEST: TaskRequest,
+    SchemaName.TASK_RESULT: TaskResult,
+    SchemaName.OPTIMIZATION_PLAN: OptimizationPlan,
+    SchemaName.PERFORMANCE_BASELINE: PerformanceBaseline,
+    SchemaName.VERIFICATION_RESULT: VerificationResult,
+    SchemaName.IMPLEMENTATION_UPDATE: ImplementationUpdate,
+    SchemaName.STRATEGIC_DIRECTIVE: StrategicDirective,
+    SchemaName.KPI_BATCH: KpiBatch,
+    SchemaName.ALERT: Alert,
+    SchemaName.DEAD_LETTER: DeadLetter,
+}
+"""One table from schema name to its Struct: the codec and the JSON Schema export read it."""
+
+REPORT_TYPES: tuple[type[Struct], ...] = (AnalysisReport, PlanningReport)

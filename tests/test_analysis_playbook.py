@@ -1,0 +1,43 @@
+"""The playbook table and the order approaches are offered in."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.analysis.catalog import CATALOG
+from agent.planning.playbook import PLAYBOOK, approaches_for
+
+
+def test_database_latency_prefers_impact_per_engineer_week() -> None:
+    # pooling 40 %/1 wk = 40 > replicas 45 %/2 wk = 22.5 > query optimisation 55 %/3 wk ≈ 18.3
+    keys = [a.key for a in approaches_for("database_latency")]
+    assert keys == ["connection_pooling", "read_replicas", "query_optimization"]
+
+
+def test_order_is_by_expected_impact_per_week_for_every_type() -> None:
+    for spec in CATALOG.values():
+        found = approaches_for(spec.bottleneck_type)
+        assert found, f"no approach addresses {spec.bottleneck_type}"
+        per_week = [a.impact_per_week for a in found]
+        assert per_week == sorted(per_week, reverse=True)
+
+
+def test_expected_is_the_midpoint_of_the_specification_range() -> None:
+    caching = PLAYBOOK["multi_level_caching"]
+    assert (caching.impact_low, caching.impact_expected, caching.impact_high) == (50, 65, 80)
+    assert PLAYBOOK["websocket_clustering"].measure == "capacity"
+
+
+@pytest.mark.parametrize("approach", list(PLAYBOOK.values()), ids=list(PLAYBOOK))
+def test_every_approach_is_well_formed(approach: object) -> None:
+    from agent.planning.playbook import Approach
+
+    assert isinstance(approach, Approach)
+    assert 0 < approach.impact_low <= approach.impact_expected <= approach.impact_high
+    assert approach.effort_weeks > 0
+    assert approach.addresses
+    assert approach.risk
+
+
+def test_unknown_bottleneck_type_has_no_approach() -> None:
+    assert approaches_for("no_such_type") == []
