@@ -8,10 +8,12 @@ import json
 import logging
 import signal
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from agent import __version__
 from agent.config import Settings
@@ -24,7 +26,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NATS_LOST = 0, 1, 2, 3
 def _settings() -> Settings:
     try:
         return Settings()
-    except ValidationError as exc:
+    # SettingsError: an env value that is not valid JSON; TOMLDecodeError: a broken config file
+    except (ValidationError, SettingsError, tomllib.TOMLDecodeError) as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
 

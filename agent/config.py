@@ -152,5 +152,6 @@ class Settings(BaseSettings):
             if out.get(key) is not None:
                 out[key] = "***"
         if self.nats_url:
-            out["nats_url"] = re.sub(r"//[^@/]*@", "//***@", self.nats_url)
+            # up to the last "@" of each authority: a password may hold an unescaped "@"
+            out["nats_url"] = re.sub(r"//[^/]*@", "//***@", self.nats_url)
         return out

@@ -65,6 +65,8 @@ def read_envelope(data: bytes) -> Envelope:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"not a JSON object: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, f"not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:  # msgspec raises it for JSON nested deeper than the recursion limit
+        raise ProtocolError(ErrorCode.INVALID_PAYLOAD, "JSON nested too deeply") from None
 
 
 def check_schema(envelope: Envelope, expected: SchemaName) -> None:
@@ -102,6 +104,10 @@ def decode(cls: type[M], data: bytes, envelope: Envelope | None = None) -> M:
         ) from None
     except msgspec.DecodeError as exc:  # pragma: no cover - the envelope read the same bytes
         raise ProtocolError(ErrorCode.INVALID_PAYLOAD, str(exc)) from None
+    except RecursionError:  # pragma: no cover - the envelope read the same bytes
+        raise ProtocolError(
+            ErrorCode.INVALID_PAYLOAD, "JSON nested too deeply", task_id=env.readable_task_id
+        ) from None
     return result
 
 

@@ -347,10 +347,16 @@ class DeadLetter(Message, frozen=True, kw_only=True):
     reason: Text
     error_code: Token
     payload_b64: str
-    """The original bytes, unchanged, base64 (standard alphabet, padded)."""
+    """The original bytes, unchanged, base64 (standard alphabet, padded); only the first
+    ``len`` bytes when ``payload_truncated`` (a letter must fit the server's max payload)."""
     headers: dict[str, str] = {}
     task_id: str | None = None
     """The task id when it could be read from the payload."""
+    payload_size: Annotated[int, Meta(ge=0)] = 0
+    """Size of the original payload in bytes."""
+    payload_sha256: str = ""
+    """SHA-256 of the whole original payload, hex."""
+    payload_truncated: bool = False
 
 
 MESSAGE_TYPES: dict[SchemaName, type[Message]] = {

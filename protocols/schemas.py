@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import re
 
 MAJOR_VERSION = 1
+
+_VERSION = re.compile(r"[1-9][0-9]{0,5}")
 
 
 class SchemaName(enum.StrEnum):
@@ -28,6 +31,7 @@ class SchemaName(enum.StrEnum):
 def split_schema(value: str) -> tuple[str, int] | None:
     """``"task_request/v1"`` → ``("task_request", 1)``; None when it is not of that form."""
     name, sep, version = value.rpartition("/v")
-    if not sep or not name or not version.isdigit() or len(version) > 6:
+    # ASCII digits only, no leading zero: str.isdigit() lets "²" (int() then raises) and "١" through
+    if not sep or not name or not _VERSION.fullmatch(version):
         return None
     return name, int(version)

@@ -9,7 +9,6 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import wire_finite
 
 from agent.analysis.bottlenecks import evidence
 from agent.analysis.catalog import CATALOG
@@ -19,6 +18,7 @@ from agent.errors import InsufficientData, InvalidParams
 from agent.strategies.api_optimization import SCOPE, analyze, recommendation_id
 from agent.strategies.base import TaskContext
 from protocols import AnalysisReport, TaskParams, TaskType
+from tests.strategies import wire_finite
 
 NOW = datetime(2026, 11, 28, 10, 30, tzinfo=UTC)
 T0 = NOW.timestamp() - 3600

@@ -6,12 +6,12 @@ import math
 
 import pytest
 from hypothesis import assume, given
-from strategies import finite, ratios, series, specs
 
 from agent.analysis.bottlenecks import find_bottlenecks
 from agent.analysis.catalog import CATALOG, MetricSpec
 from agent.analysis.judge import MAX_RATIO, judge, meets_target, miss_ratio, severity, urgency
 from agent.analysis.series import Series
+from tests.strategies import finite, ratios, series, specs
 
 _RANK = {None: 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import series, specs
 
 from agent.analysis.catalog import CATALOG, MetricSpec
 from agent.analysis.judge import judge
 from agent.analysis.series import Series, from_inline
 from agent.analysis.trend import METHOD, assess_trend
+from tests.strategies import series, specs
 
 T0 = 1_780_000_000.0
 FIVE_MINUTES = 300.0

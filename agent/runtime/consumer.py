@@ -107,7 +107,7 @@ class TaskConsumer:
 
     async def _heartbeat(self, msg: Msg) -> None:
         """Tell the server the task is still being worked on, so it is not redelivered."""
-        interval = max(1.0, self.settings.ack_wait_s / 3)
+        interval = max(0.2, self.settings.ack_wait_s / 3)
         while True:
             await asyncio.sleep(interval)
             with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ from protocols import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+DEAD_LETTER_OVERHEAD = 16 * 1024
+"""Room left in a dead letter for its other fields and the headers of the refused message."""
 UNREADABLE_TASK_ID = "-"
 """``task_id`` of an rpc reply to a body whose task id could not be read (never stored)."""
 
@@ -285,14 +288,20 @@ class Dispatcher:
         return payload
 
     async def dead_letter(self, inbound: Inbound, refusal: Refusal) -> None:
+        """Publish the refused bytes with why; cut to fit the server's max payload if needed."""
+        room = max(1024, (self.publisher.max_payload - DEAD_LETTER_OVERHEAD) * 3 // 4)
+        kept = inbound.data[:room]
         letter = DeadLetter(
             received_at=self.clock(),
             subject=inbound.subject,
             reason=refusal.message[:4000],
             error_code=refusal.code.value,
-            payload_b64=base64.b64encode(inbound.data).decode("ascii"),
+            payload_b64=base64.b64encode(kept).decode("ascii"),
             headers=dict(inbound.headers or {}),
             task_id=refusal.task_id,
+            payload_size=len(inbound.data),
+            payload_sha256=hashlib.sha256(inbound.data).hexdigest(),
+            payload_truncated=len(kept) < len(inbound.data),
         )
         msg_id = f"{inbound.message_ref}:dead_letter" if inbound.message_ref else None
         await self.publisher.to_stream(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -28,14 +29,23 @@ from agent.runtime.publisher import Publisher
 from agent.runtime.service import start_service
 from agent.runtime.streams import ensure_streams
 from agent.runtime.task_records import TaskRecords
+from agent.strategies import ROUTES, Strategy
+from protocols import TaskType
 
 log = logging.getLogger(__name__)
 
 
 class AgentNode:
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        routes: Mapping[TaskType, Strategy] = ROUTES,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.routes = routes
         self.counters = Counters()
         self.pool = WorkPool(settings.max_in_flight, settings.rpc_queue_limit)
         self.embedded: EmbeddedServer | None = None
@@ -103,7 +113,12 @@ class AgentNode:
         records = await TaskRecords.open(js, settings)
         publisher = Publisher(self.nc, js)
         self.dispatcher = Dispatcher(
-            settings, publisher, records, clock=self.clock, counters=self.counters
+            settings,
+            publisher,
+            records,
+            routes=self.routes,
+            clock=self.clock,
+            counters=self.counters,
         )
         self.service = await start_service(
             self.nc, settings, self.dispatcher, self.pool, self.counters

@@ -40,6 +40,11 @@ class Publisher:
         self.js = js
         self.attempts = attempts
 
+    @property
+    def max_payload(self) -> int:
+        """The largest message the connected server accepts."""
+        return int(self.nc.max_payload)
+
     async def to_stream(
         self, subject: str, payload: bytes, *, msg_id: str | None = None, timeout: float = 5.0
     ) -> int:

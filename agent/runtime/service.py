@@ -36,7 +36,7 @@ async def start_service(
     nc: Client, settings: Settings, dispatcher: Dispatcher, pool: WorkPool, counters: Counters
 ) -> Service:
     def stats(_: EndpointStats) -> Any:
-        return {**counters.snapshot(), "in_flight": pool.running, "queued": pool.waiting}
+        return {**counters.snapshot(), "in_flight": pool.running, "queued": pool.pending}
 
     service = await add_service(
         nc,

@@ -75,7 +75,6 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, spec: StreamSp
         max_age=settings.stream_max_age_s,
         num_replicas=settings.stream_replicas,
         duplicate_window=settings.duplicate_window_s,
-        max_msg_size=settings.max_payload_bytes,
     )
     try:
         await js.add_stream(config)
