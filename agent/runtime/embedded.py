@@ -66,7 +66,9 @@ class EmbeddedServer:
         cmd = [str(nats_server_binary())]
         if self.config_file is not None:
             cmd += ["-c", str(self.config_file)]
-        cmd += ["-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)]
+        cmd += ["-a", self.host, "-p", str(self.port), "-js"]
+        if self.config_file is None:  # a config file names its own store_dir
+            cmd += ["-sd", str(self.store_dir)]
         cmd += ["-l", str(self.log_file), *self.extra_args]
         return cmd
 
