@@ -105,9 +105,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a result")
     parser.add_argument("--json", action="store_true", help="also print the raw task_result")
-    parser.add_argument(
-        "--state-dir", help="agent state (default: a fresh temporary directory)"
-    )
+    parser.add_argument("--state-dir", help="agent state (default: a fresh temporary directory)")
     args = parser.parse_args()
     setup_logging("INFO", "text")
     if not args.state_dir:
