@@ -17,6 +17,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -141,7 +142,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", "prometheus-backend.toml"))
+        named = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        toml_path = Path(named or "prometheus-backend.toml")
+        if named and not toml_path.is_file():  # a file asked for by name must be there
+            raise SettingsError(f"{ENV_PREFIX}CONFIG names {named!r}, which is not a file")
         toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
         return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from agent.config import ENV_PREFIX, Settings
 
@@ -106,9 +107,16 @@ def test_default_toml_file_in_cwd(tmp_path: Path) -> None:
     assert Settings().athena_id == "athena-2"
 
 
-def test_missing_toml_file_is_no_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PROMETHEUS_BACKEND_CONFIG", str(tmp_path / "absent.toml"))
+def test_missing_default_toml_file_is_no_error(tmp_path: Path) -> None:
     assert Settings().agent_id == "prometheus-backend"
+
+
+def test_missing_named_toml_file_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_BACKEND_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(SettingsError, match=r"absent\.toml"):
+        Settings()
 
 
 def test_invalid_toml_value_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

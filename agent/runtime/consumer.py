@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from agent.config import Settings
 from agent.runtime.counters import Counters
-from agent.runtime.dispatcher import Dispatcher, Inbound, Refusal
+from agent.runtime.dispatcher import Dispatcher, Inbound
 from agent.runtime.pool import WorkPool
-from protocols import ErrorCode, subjects
+from protocols import subjects
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +149,93 @@ class TaskConsumer:
             return
         log.error("task on %s failed %d deliveries; dead-lettering it", msg.subject, delivered)
         try:
-            await self.dispatcher.dead_letter(
-                inbound,
-                Refusal(
-                    ErrorCode.MAX_DELIVERIES,
-                    f"not answered after {delivered} deliveries: {exc!r}",
-                    None,
-                ),
-            )
+            await self.dispatcher.give_up(inbound, delivered, repr(exc))
         except Exception:
-            log.exception("could not dead-letter; leaving the message to redelivery")
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=30.0)
-            return
+            log.exception("could not dead-letter; the max-deliveries advisory will retry it")
         with contextlib.suppress(Exception):
             await msg.term()
+
+
+def max_deliveries_subject(stream: str, durable: str) -> str:
+    """The server's advisory when a message of ``durable`` ran out of deliveries."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
+
+
+class MaxDeliveriesWatcher:
+    """Answers tasks the server stopped delivering (the agent died on each try, e.g. OOM).
+
+    The advisories are captured in a stream, so one raised while no agent was alive is
+    handled by the next one to start: the task is dead-lettered and answered ``failed``.
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        agent_id: str,
+        advisories: str,
+        tasks: str,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.js = js
+        self.advisories = advisories
+        self.tasks = tasks
+        self.dispatcher = dispatcher
+        self.durable = f"{agent_id}-max-deliveries"
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        sub: JetStreamContext.PullSubscription | None = None
+        while not self._stopping.is_set():
+            try:
+                if sub is None:
+                    sub = await self.js.pull_subscribe(
+                        "",
+                        durable=self.durable,
+                        stream=self.advisories,
+                        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20),
+                    )
+                msgs = await sub.fetch(8, timeout=FETCH_WAIT_S)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except Exception as exc:
+                log.warning("watching max-deliveries advisories failed (%r)", exc)
+                sub = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 2.0)
+                continue
+            for advisory in msgs:
+                try:
+                    await self._handle(advisory.data)
+                except Exception:
+                    log.exception("could not handle a max-deliveries advisory; will retry")
+                    with contextlib.suppress(Exception):
+                        await advisory.nak(delay=5.0)
+                    continue
+                await advisory.ack()
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _handle(self, data: bytes) -> None:
+        event = json.loads(data)
+        seq, deliveries = int(event["stream_seq"]), int(event.get("deliveries", 0))
+        try:
+            raw = await self.js.get_msg(self.tasks, seq)
+        except NotFoundError:
+            log.warning(
+                "task %s:%d ran out of deliveries and is gone from the stream", self.tasks, seq
+            )
+            return
+        inbound = Inbound(
+            raw.subject or "", raw.data or b"", raw.headers, "jetstream", f"{self.tasks}:{seq}"
+        )
+        log.error(
+            "task %s:%d ran out of deliveries (%d); answering it failed",
+            self.tasks,
+            seq,
+            deliveries,
+        )
+        await self.dispatcher.give_up(inbound, deliveries, "the server stopped delivering it")

@@ -119,6 +119,27 @@ class Dispatcher:
             finally:
                 task_id_var.reset(token)
 
+    async def give_up(self, inbound: Inbound, deliveries: int, why: str) -> None:
+        """A durable task out of deliveries: dead-letter it and answer ``failed`` once."""
+        try:
+            task_id = read_envelope(inbound.data).readable_task_id
+        except ProtocolError:
+            task_id = None
+        if task_id is not None and await self.records.get(task_id) is not None:
+            return  # answered after all (a late delivery finished it)
+        refusal = Refusal(
+            ErrorCode.MAX_DELIVERIES, f"not answered after {deliveries} deliveries: {why}", task_id
+        )
+        await self.dead_letter(inbound, refusal)
+        if task_id is None:
+            return
+        task_type = _token_or(subjects.task_type_of(inbound.subject), "unknown")
+        error = ErrorInfo(code=refusal.code, message=refusal.message[:4000])
+        now = self.clock()
+        result = self._result(task_id, task_type, "failed", now, 0.0, error=error)
+        stored = await self._store(task_id, result)
+        await self._settle(task_id, task_type, stored, None)
+
     def overloaded(self, inbound: Inbound) -> bytes:
         """The reply when no worker is free: ``rejected``/``overloaded``, not stored, retryable."""
         self.counters.overloaded += 1

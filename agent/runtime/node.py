@@ -20,14 +20,14 @@ from nats.micro.service import Service
 
 from agent.config import Settings
 from agent.runtime.connection import connect
-from agent.runtime.consumer import TaskConsumer
+from agent.runtime.consumer import MaxDeliveriesWatcher, TaskConsumer, max_deliveries_subject
 from agent.runtime.counters import Counters
 from agent.runtime.dispatcher import Clock, Dispatcher, utc_now
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.pool import WorkPool
 from agent.runtime.publisher import Publisher
 from agent.runtime.service import start_service
-from agent.runtime.streams import ensure_streams
+from agent.runtime.streams import StreamSpec, ensure_stream, ensure_streams
 from agent.runtime.task_records import TaskRecords
 from agent.strategies import ROUTES, Strategy
 from protocols import TaskType
@@ -56,6 +56,8 @@ class AgentNode:
         self.streams: dict[str, str] = {}
         self._stack = AsyncExitStack()
         self._consumer_task: asyncio.Task[None] | None = None
+        self.watcher: MaxDeliveriesWatcher | None = None
+        self._watcher_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self.fatal: str | None = None
 
@@ -128,6 +130,19 @@ class AgentNode:
         )
         await self.consumer.subscribe()
         self._consumer_task = asyncio.create_task(self.consumer.run(), name="task-consumer")
+        advisories = await ensure_stream(
+            js,
+            settings,
+            StreamSpec(
+                "ADVISORIES",
+                (max_deliveries_subject(self.streams["TASKS"], self.consumer.durable),),
+                "tasks the server stopped delivering",
+            ),
+        )
+        self.watcher = MaxDeliveriesWatcher(
+            js, settings.agent_id, advisories, self.streams["TASKS"], self.dispatcher
+        )
+        self._watcher_task = asyncio.create_task(self.watcher.run(), name="max-deliveries")
         log.info(
             "agent %s serving: rpc on swarm.rpc.%s.*, durable tasks on swarm.tasks.%s.>",
             settings.agent_id,
@@ -144,6 +159,13 @@ class AgentNode:
                 await asyncio.wait_for(self._consumer_task, 5.0)
             except (TimeoutError, asyncio.CancelledError):
                 self._consumer_task.cancel()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self._watcher_task is not None:
+            try:
+                await asyncio.wait_for(self._watcher_task, 5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                self._watcher_task.cancel()
         if self.service is not None:
             with contextlib.suppress(Exception):
                 await self.service.stop()
