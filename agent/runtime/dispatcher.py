@@ -224,31 +224,20 @@ class Dispatcher:
             default_window=self.settings.default_window,
             target_overrides=self.settings.targets,
         )
+        error: ErrorInfo | None = None
         try:
             report = await asyncio.to_thread(self.routes[task_type], ctx)
         except AgentError as exc:
-            result = self._result(
-                request.task_id,
-                task_type,
-                "failed",
-                started,
-                t0,
-                error=ErrorInfo(code=exc.code, message=exc.message),
-            )
+            error = ErrorInfo(code=exc.code, message=exc.message[:4000])
         except Exception as exc:
             log.exception("strategy %s failed on task %s", task_type, request.task_id)
             refusal = Refusal(
                 ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:4000], request.task_id
             )
             await self.dead_letter(inbound, refusal)
-            result = self._result(
-                request.task_id,
-                task_type,
-                "failed",
-                started,
-                t0,
-                error=ErrorInfo(code=refusal.code, message=refusal.message),
-            )
+            error = ErrorInfo(code=refusal.code, message=refusal.message)
+        if error is not None:
+            result = self._result(request.task_id, task_type, "failed", started, t0, error=error)
         else:
             result = self._result(
                 request.task_id, task_type, "completed", started, t0, report=to_builtins(report)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
+from typing import Protocol
 
 from nats.aio.client import Client
 from nats.micro.service import Service
@@ -152,20 +153,8 @@ class AgentNode:
 
     async def _shutdown(self) -> None:
         self._stopped.set()
-        if self.consumer is not None:
-            self.consumer.stop()
-        if self._consumer_task is not None:
-            try:
-                await asyncio.wait_for(self._consumer_task, 5.0)
-            except (TimeoutError, asyncio.CancelledError):
-                self._consumer_task.cancel()
-        if self.watcher is not None:
-            self.watcher.stop()
-        if self._watcher_task is not None:
-            try:
-                await asyncio.wait_for(self._watcher_task, 5.0)
-            except (TimeoutError, asyncio.CancelledError):
-                self._watcher_task.cancel()
+        await _stop_loop(self.consumer, self._consumer_task)
+        await _stop_loop(self.watcher, self._watcher_task)
         if self.service is not None:
             with contextlib.suppress(Exception):
                 await self.service.stop()
@@ -186,3 +175,18 @@ class AgentNode:
             log.warning("drain failed; closing", exc_info=True)
             with contextlib.suppress(Exception):
                 await nc.close()
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+async def _stop_loop(loop: _Stoppable | None, task: asyncio.Task[None] | None) -> None:
+    """Ask a background loop to stop and give it a moment; cancel it if it will not."""
+    if loop is not None:
+        loop.stop()
+    if task is not None:
+        try:
+            await asyncio.wait_for(task, 5.0)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
