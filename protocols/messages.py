@@ -68,6 +68,9 @@ class TaskParams(Struct, frozen=True, kw_only=True):
     metrics: InlineMetrics = {}
     targets: Annotated[dict[Name, Finite], Meta(max_length=256)] = {}
     source: Token | None = None
+    samples: Annotated[list[KpiSample], Meta(max_length=200_000)] = []
+    """Labelled samples (``endpoint``, ``region``, ``instance``, ``key_class``…), as in
+    ``kpi_batch/v1``: per-endpoint traffic, per-node connections, per-key-class hits."""
 
 
 class TaskRequest(Message, frozen=True, kw_only=True):
@@ -104,6 +107,97 @@ class TaskResult(Message, frozen=True, kw_only=True):
 # --- reports (the ``report`` of a completed task_result) -----------------------
 
 
+class ChangePoint(Struct, frozen=True, kw_only=True):
+    """A level shift found in a metric's window (PELT over per-bucket medians)."""
+
+    at: Timestamp
+    before: float
+    """Median level of the segment before the shift."""
+    after: float
+    shift: float
+    """``after - before`` in the metric's unit."""
+    shift_pct: float | None
+    """``shift`` relative to ``before`` in %, None when ``before`` is 0."""
+    worse: bool
+    """Whether the shift moved the metric the wrong way for its direction."""
+
+
+class Outlier(Struct, frozen=True, kw_only=True):
+    at: Timestamp
+    value: float
+    robust_z: float
+    """Distance from the window's median in robust standard deviations (MAD × 1.4826)."""
+
+
+class BurnRate(Struct, frozen=True, kw_only=True):
+    """One multi-window burn-rate rule of the SRE workbook, evaluated on the samples."""
+
+    long_window: str
+    short_window: str
+    threshold: float
+    severity: Literal["page", "ticket"]
+    long_burn: float | None
+    """Burn rate over the long window; None when the data does not cover it."""
+    short_burn: float | None
+    firing: bool
+    """Both windows at or above the threshold."""
+    coverage: float
+    """Share of the long window the samples cover (0–1)."""
+
+
+class SloStatus(Struct, frozen=True, kw_only=True):
+    """Availability or error rate judged as an SLO over the window."""
+
+    objective_pct: float
+    """The good-event objective, e.g. 99.9 (for error rate: 100 − target)."""
+    bad_fraction: float
+    """Observed share of bad events over the window (0–1)."""
+    error_budget_remaining: float
+    """1 − bad_fraction / allowed; below 0 when the budget is overspent."""
+    burn_rates: list[BurnRate]
+
+
+class PeakPeriod(Struct, frozen=True, kw_only=True):
+    start_hour: Annotated[int, Meta(ge=0, le=23)]
+    end_hour: Annotated[int, Meta(ge=0, le=23)]
+    """Inclusive, UTC; a period may wrap past midnight."""
+    mean_rate: float
+    """Mean request rate (req/s) over the period."""
+    ratio_to_mean: float
+
+
+class TrafficShare(Struct, frozen=True, kw_only=True):
+    name: str
+    share_pct: float
+    requests: float
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+class RequestPatterns(Struct, frozen=True, kw_only=True):
+    """Traffic over the window from labelled request-count and latency samples."""
+
+    total_requests: float
+    mean_rate: float
+    peak_periods: list[PeakPeriod]
+    endpoints: list[TrafficShare]
+    regions: list[TrafficShare]
+
+
+class CauseLink(Struct, frozen=True, kw_only=True):
+    """Why a breached metric is thought to be a symptom of another one."""
+
+    symptom: str
+    cause: str
+    score: float
+    """0–1: dependency, earlier breach and correlation combined."""
+    cause_onset: Timestamp | None
+    symptom_onset: Timestamp | None
+    correlation: float | None
+    """Rank correlation of the two metrics' badness over the window."""
+
+
 class TrendDetail(Struct, frozen=True, kw_only=True):
     """How the trend was decided: Theil–Sen slope and the Mann–Kendall test."""
 
@@ -138,6 +232,8 @@ class Bottleneck(Struct, frozen=True, kw_only=True):
     severity: Severity
     optimization_urgency: Annotated[int, Meta(ge=1, le=100)]
     evidence: str
+    caused_by: list[str] = []
+    """Metrics ranked as the likely cause when this one is a symptom (most likely first)."""
 
 
 class ImprovementRange(Struct, frozen=True, kw_only=True):
@@ -172,6 +268,13 @@ class AnalysisReport(Struct, frozen=True, kw_only=True):
     recommendations: list[Recommendation]
     data_quality: dict[str, Any] = {}
     """What the analysis could not use and why (metrics unknown, too few samples…)."""
+    change_points: dict[str, list[ChangePoint]] = {}
+    outliers: dict[str, list[Outlier]] = {}
+    slo: dict[str, SloStatus] = {}
+    request_patterns: RequestPatterns | None = None
+    root_causes: list[CauseLink] = []
+    findings: dict[str, Any] = {}
+    """Domain-specific findings (WebSocket capacity and headroom, cache key classes…)."""
 
 
 class PlanEntry(Struct, frozen=True, kw_only=True):
