@@ -9,8 +9,10 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from agent.analysis.catalog import CATALOG, MetricSpec
+from agent.analysis.causes import CauseInput
 from agent.analysis.series import Series
 from protocols import (
     Alert,
@@ -43,9 +45,13 @@ epoch = st.floats(min_value=946_684_800, max_value=4_102_444_800, allow_nan=Fals
 
 
 @st.composite
-def series(draw: st.DrawFn, values: st.SearchStrategy[float] = finite) -> Series:
+def series(
+    draw: st.DrawFn,
+    values: st.SearchStrategy[float] = finite,
+    times: st.SearchStrategy[float] = epoch,
+) -> Series:
     """A time-sorted series of 0–40 samples; times may repeat, values may be extreme."""
-    pairs = draw(st.lists(st.tuples(epoch, values), max_size=40))
+    pairs = draw(st.lists(st.tuples(times, values), max_size=40))
     pairs.sort(key=lambda p: p[0])
     return Series(
         ts=np.array([t for t, _ in pairs], dtype=np.float64),
@@ -431,3 +437,48 @@ WIRE_EXAMPLES: dict[type[Message], dict[str, Any]] = {
     },
 }
 """One valid example of every message, as a peer would write it (plain JSON data)."""
+
+
+# --- labelled request samples and judged metrics (analysis/patterns, analysis/causes) ---
+
+request_labels = st.lists(
+    st.tuples(st.sampled_from(["endpoint", "region", "method"]), st.sampled_from(["a", "b", "/x"])),
+    max_size=3,
+    unique_by=lambda pair: pair[0],
+).map(lambda pairs: tuple(sorted(pairs)))
+"""Sorted label pairs drawn from a few keys and values, so label sets collide and group."""
+any_time_series = series() | series(times=finite)
+"""Epoch-stamped series, or series stamped at any finite time (down to 1e-305, up to 1e308)."""
+labelled_series = st.dictionaries(request_labels, any_time_series, max_size=4)
+"""Label set → series of any finite values (counters, rates or latencies alike)."""
+
+
+@st.composite
+def cause_inputs(draw: st.DrawFn) -> dict[str, CauseInput]:
+    """Metric name → ``CauseInput`` for a few catalog metrics: any series, target, verdict."""
+    names = draw(st.lists(st.sampled_from(sorted(CATALOG)), unique=True, max_size=6))
+    return {
+        name: CauseInput(
+            spec=CATALOG[name],
+            series=draw(any_time_series | st.builds(_scalar, finite)),
+            target=draw(finite),
+            breached=draw(st.booleans()),
+        )
+        for name in names
+    }
+
+
+def _scalar(value: float) -> Series:
+    return Series(ts=np.array([np.nan]), values=np.array([value]), scalar=True)
+
+
+@st.composite
+def long_series(draw: st.DrawFn, max_size: int = 600) -> Series:
+    """A time-sorted series of 0–``max_size`` samples: long enough to be bucketed.
+
+    Times repeat now and then and values reach the float extremes, as in ``series``.
+    """
+    n = draw(st.integers(0, max_size))
+    ts = draw(hnp.arrays(np.float64, n, elements=epoch))
+    values = draw(hnp.arrays(np.float64, n, elements=finite))
+    return Series(ts=np.sort(ts), values=values)

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
+from scipy import stats
 
 from agent.analysis.catalog import CATALOG, MetricSpec
 from agent.analysis.judge import judge
 from agent.analysis.series import Series, from_inline
-from agent.analysis.trend import METHOD, assess_trend
-from tests.strategies import series, specs
+from agent.analysis.trend import METHOD, assess_trend, mann_kendall, theil_sen
+from tests.strategies import long_series, series, specs
 
 T0 = 1_780_000_000.0
 FIVE_MINUTES = 300.0
@@ -28,10 +29,12 @@ def test_strictly_rising_latency_is_declining_with_its_slope_per_hour() -> None:
     assert result.trend == "declining"
     assert result.slope_per_hour == 12.0
     assert result.kendall_tau == pytest.approx(1.0)
-    # exact Mann–Kendall: only 2 of the 12! orderings are this extreme
-    assert result.p_value == pytest.approx(2 / math.factorial(12))
+    # S = 66 of 66 pairs; Var(S) = 12·11·29/18; Z = (66 − 1)/√Var (continuity corrected)
+    z = 65 / math.sqrt(12 * 11 * 29 / 18)
+    assert result.p_value == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-12)
+    assert result.p_value == pytest.approx(8.3031e-06, rel=1e-4)
     detail = result.to_detail()
-    assert detail.method == METHOD
+    assert detail.method == f"{METHOD} over 12 samples"
     assert detail.samples == 12
 
 
@@ -83,3 +86,123 @@ def test_trend_never_raises_nor_returns_non_finite(s: Series, spec: MetricSpec) 
     for x in (result.slope_per_hour, result.kendall_tau, result.p_value):
         assert x is None or math.isfinite(x)
     assert np.all(np.diff(s.ts) >= 0)
+
+
+# --- bucketed trends on realistic windows ----------------------------------------------
+
+DAY_AT_10S = 8_640
+
+
+def _noisy(slope_per_hour: float, seed: int, n: int = DAY_AT_10S, step: float = 10.0) -> Series:
+    """A day of 10 s samples: 50 ± 5 (normal) plus a linear drift."""
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.arange(n, dtype=np.float64) * step
+    values = 50.0 + rng.normal(0.0, 5.0, n) + slope_per_hour * (ts - T0) / 3600.0
+    return Series(ts=ts.astype(np.float64), values=values.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    ("metric", "slope", "expected"),
+    [
+        ("api_response_time", +0.5, "declining"),  # latency rising: worse
+        ("api_response_time", -0.5, "improving"),
+        ("cache_hit_rate", -0.5, "declining"),  # hit rate falling: worse
+        ("cache_hit_rate", +0.5, "improving"),
+    ],
+)
+def test_noisy_drift_is_read_in_the_metric_direction(
+    metric: str, slope: float, expected: str
+) -> None:
+    result = assess_trend(_noisy(slope, seed=7), CATALOG[metric].direction)
+    assert result.trend == expected
+    assert result.samples == DAY_AT_10S
+    assert result.slope_per_hour == pytest.approx(slope, rel=0.1)
+    assert result.to_detail().method == f"{METHOD} over 120 bucket medians"
+
+
+@pytest.mark.parametrize("n", [40, 2_000])
+def test_white_noise_false_positive_rate_stays_near_alpha(n: int) -> None:
+    # 200 seeded trials of pure noise: a trend in under 10 % of them (α = 0.05).
+    trials = 200
+    flagged = sum(
+        assess_trend(_noisy(0.0, seed, n=n), "lower_is_better").trend != "stable"
+        for seed in range(trials)
+    )
+    rate = flagged / trials
+    print(f"white noise, n={n}: {flagged}/{trials} flagged = {rate:.1%}")
+    assert rate < 0.10
+
+
+def test_an_outlier_in_a_bucket_moves_neither_the_slope_nor_the_verdict() -> None:
+    clean = _noisy(0.0, seed=3)
+    values = clean.values.copy()
+    values[-50:] = 10_000.0  # a burst at the very end, inside the last bucket
+    spiked = assess_trend(Series(ts=clean.ts, values=values), "lower_is_better")
+    base = assess_trend(clean, "lower_is_better")
+    assert spiked.trend == base.trend == "stable"
+    assert spiked.slope_per_hour == pytest.approx(base.slope_per_hour, abs=0.05)
+
+
+def test_sampling_rate_changes_the_cost_not_the_reading() -> None:
+    # The same drifting day sampled every 10 s and every 60 s: 120 points either way.
+    fast = _noisy(0.5, seed=11, n=DAY_AT_10S, step=10.0)
+    slow = _noisy(0.5, seed=11, n=DAY_AT_10S // 6, step=60.0)
+    a = assess_trend(fast, "lower_is_better")
+    b = assess_trend(slow, "lower_is_better")
+    assert a.points == b.points == 120
+    assert a.trend == b.trend == "declining"
+    assert a.slope_per_hour == pytest.approx(0.5, rel=0.1)
+    assert b.slope_per_hour == pytest.approx(0.5, rel=0.1)
+
+
+# --- agreement with scipy on small inputs ------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_agrees_with_scipy_without_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 100))
+    ts = np.sort(T0 + rng.choice(100_000, size=n, replace=False).astype(float))
+    values = rng.normal(0.0, 1.0, n) + rng.normal(0.0, 0.05) * np.arange(n)
+    result = assess_trend(Series(ts=ts, values=values), "lower_is_better")
+    t = ts - ts[0]
+    expected_slope = stats.theilslopes(values, t).slope * 3600.0
+    assert result.slope_per_hour == pytest.approx(expected_slope, rel=1e-9, abs=1e-9)
+    tau = stats.kendalltau(t, values)
+    assert result.kendall_tau == pytest.approx(tau.statistic, rel=1e-12, abs=1e-12)
+    # Without ties: S = tau·n(n−1)/2, Var(S) = n(n−1)(2n+5)/18, continuity corrected.
+    s = round(tau.statistic * n * (n - 1) / 2)
+    z = (abs(s) - 1) / math.sqrt(n * (n - 1) * (2 * n + 5) / 18) if s else 0.0
+    assert result.p_value == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-9)
+    # scipy's exact p (small n) or its uncorrected normal p: same verdict away from α.
+    assert result.p_value == pytest.approx(tau.pvalue, abs=0.05)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_tie_corrected_variance_matches_scipy_asymptotic(seed: int) -> None:
+    # Ties in values and in times: Kendall's full variance is scipy's asymptotic one.
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 100))
+    t = np.sort(rng.integers(0, n, size=n).astype(float))
+    y = rng.integers(0, 6, size=n).astype(float)
+    if np.all(y == y[0]) or np.all(t == t[0]):
+        return
+    s, var, _ = mann_kendall(t, y)
+    ours = math.erfc(abs(s) / math.sqrt(var) / math.sqrt(2))
+    assert ours == pytest.approx(stats.kendalltau(t, y, method="asymptotic").pvalue, rel=1e-9)
+
+
+def test_theil_sen_ignores_pairs_at_one_instant() -> None:
+    t = np.array([0.0, 0.0, 3600.0, 3600.0])
+    y = np.array([1.0, 5.0, 3.0, 7.0])
+    # slopes across instants: 2, 6, −2, 2 per hour → median 2
+    assert theil_sen(t, y) * 3600.0 == pytest.approx(2.0)
+
+
+@given(long_series(), specs)
+def test_bucketed_trend_never_raises_nor_returns_non_finite(s: Series, spec: MetricSpec) -> None:
+    result = assess_trend(s, spec.direction)
+    assert result.samples == len(s)
+    for x in (result.slope_per_hour, result.kendall_tau, result.p_value):
+        assert x is None or math.isfinite(x)
+    assert result.points is None or result.points <= 120

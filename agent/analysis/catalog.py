@@ -240,16 +240,24 @@ def _by_domain() -> dict[str, tuple[str, ...]]:
 DOMAINS: Mapping[str, tuple[str, ...]] = MappingProxyType(_by_domain())
 """Domain (api, chat, feed, ai, infra) → its metric names, in catalog order."""
 
-SCOPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+AUXILIARY: Mapping[str, str] = MappingProxyType(
     {
-        # The API's own metrics plus the infrastructure an API request waits on.
-        "api_optimization": (
-            *DOMAINS["api"],
-            "redis_cache_hit",
-            "database_query_time",
-            "cpu_utilization",
-            "memory_utilization",
-        ),
+        "http_requests_total": "counter of requests, labelled endpoint/region/status: "
+        "api_throughput when it has no samples of its own, and request patterns",
+        "http_request_rate": "requests per second (gauge) by endpoint/region: request patterns",
+        "websocket_connections": "open connections (gauge) per node (label instance)",
+        "websocket_messages_total": "counter of messages: websocket_throughput when absent",
+        "cache_hits_total": "counter of cache hits, labelled key_class",
+        "cache_misses_total": "counter of cache misses, labelled key_class",
+        "cache_memory_used_bytes": "cache memory in use (gauge)",
+        "cache_memory_limit_bytes": "cache memory limit, e.g. Redis maxmemory (gauge)",
+        "cache_evictions_total": "counter of keys evicted for memory",
+        "cache_expired_total": "counter of keys expired by TTL",
     }
 )
-"""Task type → the metrics its analysis is about (used to decide 'no data at all')."""
+"""Series the analyses read besides the 20 metrics (name → what it is and what reads it)."""
+
+DERIVED_RATES: Mapping[str, str] = MappingProxyType(
+    {"api_throughput": "http_requests_total", "websocket_throughput": "websocket_messages_total"}
+)
+"""Metric → the counter its rate is derived from when the metric itself has no samples."""

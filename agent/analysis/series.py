@@ -57,10 +57,13 @@ class Series:
 InlineValue = float | Sequence[tuple[datetime | float, float]]
 
 
-def _epoch(ts: datetime | float) -> float:
+def epoch_seconds(ts: datetime | float) -> float:
+    """Unix seconds of a wire timestamp: an aware ``datetime`` or epoch seconds already.
+
+    A naive ``datetime`` raises ``InvalidParams``: it would be read in the host's zone.
+    """
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
-            # A naive time would be read in the host's zone: environment-dependent.
             raise InvalidParams(f"timestamp {ts.isoformat()} has no UTC offset")
         return ts.timestamp()
     return float(ts)
@@ -77,7 +80,7 @@ def from_inline(value: InlineValue) -> Series:
         if not math.isfinite(number):
             raise InvalidParams(f"value {number!r} is not finite")
         return Series(ts=np.array([math.nan]), values=np.array([number]), scalar=True)
-    ts = np.array([_epoch(t) for t, _ in value], dtype=np.float64)
+    ts = np.array([epoch_seconds(t) for t, _ in value], dtype=np.float64)
     values = np.array([float(v) for _, v in value], dtype=np.float64)
     if not (np.isfinite(ts).all() and np.isfinite(values).all()):
         raise InvalidParams("a sample's time or value is not finite")
@@ -125,3 +128,107 @@ STATISTICS: Mapping[str, Callable[[FloatArray], float]] = MappingProxyType(
     {"p95": p95, "mean": mean, "last": last}
 )
 """Statistic name (as reported in ``MetricPerformance.statistic``) → its function."""
+
+
+MAX_BUCKETS = 120
+"""Default bucket count of ``bucketize``: 120 points keep a trend's cost flat at any rate."""
+
+
+def _midpoint(a: FloatArray, b: FloatArray) -> FloatArray:
+    """(a + b) / 2 element-wise without overflowing near ±1.8e308 (same rounding elsewhere)."""
+    return np.where(a == b, a, a * 0.5 + b * 0.5)
+
+
+def bucketize(series: Series, max_buckets: int = MAX_BUCKETS) -> Series:
+    """At most ``max_buckets`` points: the median of each equal-width time bucket.
+
+    Buckets split ``[first ts, last ts]`` into equal widths (the last one closed); each
+    non-empty bucket gives one point, its median value at the median time of its
+    samples, so the points stay strictly increasing in time. Medians, not means, so
+    one wild sample moves its bucket no more than a few ordinary ones would. A series
+    of at most ``max_buckets`` samples, or a scalar, is returned unchanged.
+    """
+    if max_buckets < 1:
+        raise ValueError(f"max_buckets must be at least 1, got {max_buckets}")
+    n = len(series)
+    if series.scalar or n <= max_buckets:
+        return series
+    ts, values = series.ts, series.values
+    # Halves cannot overflow, so the span and each offset stay finite for any finite ts.
+    half_span = ts[-1] * 0.5 - ts[0] * 0.5
+    if half_span > 0.0:
+        position = (ts * 0.5 - ts[0] * 0.5) / half_span * max_buckets
+        bucket = np.minimum(position.astype(np.int64), max_buckets - 1)
+    else:
+        bucket = np.zeros(n, dtype=np.int64)
+    # Samples are sorted by time, so each bucket is one contiguous run of indices.
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    counts = np.diff(np.r_[starts, n])
+    lower = starts + (counts - 1) // 2
+    upper = starts + counts // 2
+    # Sorted by value within each bucket: by value, then stably by bucket (a radix sort on
+    # small integers), about as fast as one argsort and five times faster than lexsort.
+    by_value_order = np.argsort(values)
+    small = bucket.astype(np.min_scalar_type(max_buckets - 1))
+    by_value = values[by_value_order[np.argsort(small[by_value_order], kind="stable")]]
+    return Series(
+        ts=_midpoint(ts[lower], ts[upper]),
+        values=_midpoint(by_value[lower], by_value[upper]),
+    )
+
+
+# --- counters (Prometheus semantics) ------------------------------------------------
+# A counter only grows; a drop means the process restarted and counted again from 0,
+# so the sample after a drop counts in full as increase (Prometheus' ``increase``
+# without its extrapolation to the window's edges: only what was observed counts).
+
+
+def _increments(series: Series) -> FloatArray:
+    if series.scalar:
+        raise InvalidParams("a bare number is no counter: it needs samples over time")
+    values = series.values
+    with np.errstate(over="ignore", invalid="ignore"):
+        step = np.diff(values)
+        return np.where(step >= 0.0, step, values[1:])
+
+
+def counter_increase(series: Series) -> float:
+    """Total increase of a counter over the series, a reset counting the new value in full.
+
+    ``[0, 10, 20, 5, 15]`` → 10 + 10 + 5 + 10 = 35. Fewer than two samples → 0.0.
+    """
+    if len(series) < 2 and not series.scalar:
+        return 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum(_increments(series)))
+
+
+def counter_rate(series: Series) -> Series:
+    """Per-second rate between consecutive samples, stamped at the later one.
+
+    Pairs sharing one time have no rate and are left out; resets as ``counter_increase``.
+    """
+    if len(series) < 2 and not series.scalar:
+        return Series(ts=np.empty(0), values=np.empty(0))
+    increments = _increments(series)
+    dt = np.diff(series.ts)
+    apart = dt > 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        rate = increments[apart] / dt[apart]
+    return Series(ts=series.ts[1:][apart], values=rate)
+
+
+def mean_rate(series: Series) -> float | None:
+    """Increase per second over the series' span; None when it spans no time.
+
+    None rather than an error: one sample (or one instant) is too little data, which
+    the caller reports as such, not a mistake in the request.
+    """
+    if series.scalar:
+        raise InvalidParams("a bare number is no counter: it needs samples over time")
+    if len(series) < 2:
+        return None
+    span = float(series.ts[-1] - series.ts[0])
+    if not span > 0.0 or not math.isfinite(span):
+        return None
+    return counter_increase(series) / span

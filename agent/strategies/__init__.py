@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from agent.errors import NotImplementedTask
-from agent.strategies import api_optimization
+from agent.strategies import (
+    api_optimization,
+    cache_optimization,
+    chat_backend_optimization,
+    prompt_feed_backend_optimization,
+    report_generation_optimization,
+    websocket_scaling_optimization,
+)
 from agent.strategies.base import Report, Strategy, TaskContext
 from protocols import TaskType
 
@@ -21,13 +28,24 @@ def _not_implemented(ctx: TaskContext) -> Report:
 ROUTES: Mapping[TaskType, Strategy] = MappingProxyType(
     {
         TaskType.API_OPTIMIZATION: api_optimization.analyze,
-        TaskType.CHAT_BACKEND_OPTIMIZATION: _not_implemented,
-        TaskType.PROMPT_FEED_BACKEND_OPTIMIZATION: _not_implemented,
-        TaskType.REPORT_GENERATION_OPTIMIZATION: _not_implemented,
-        TaskType.WEBSOCKET_SCALING_OPTIMIZATION: _not_implemented,
-        TaskType.CACHE_OPTIMIZATION: _not_implemented,
+        TaskType.CHAT_BACKEND_OPTIMIZATION: chat_backend_optimization.analyze,
+        TaskType.PROMPT_FEED_BACKEND_OPTIMIZATION: prompt_feed_backend_optimization.analyze,
+        TaskType.REPORT_GENERATION_OPTIMIZATION: report_generation_optimization.analyze,
+        TaskType.WEBSOCKET_SCALING_OPTIMIZATION: websocket_scaling_optimization.analyze,
+        TaskType.CACHE_OPTIMIZATION: cache_optimization.analyze,
         TaskType.STRATEGIC_BACKEND_PLANNING: _not_implemented,
     }
 )
 
-__all__ = ["ROUTES", "Report", "Strategy", "TaskContext", "api_optimization"]
+__all__ = [
+    "ROUTES",
+    "Report",
+    "Strategy",
+    "TaskContext",
+    "api_optimization",
+    "cache_optimization",
+    "chat_backend_optimization",
+    "prompt_feed_backend_optimization",
+    "report_generation_optimization",
+    "websocket_scaling_optimization",
+]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agent.store import MetricStore
 from protocols import AnalysisReport, PlanningReport, TaskParams, TaskType
 
 
@@ -20,6 +21,8 @@ class TaskContext:
     default_window: str = "1h"
     target_overrides: Mapping[str, float] = field(default_factory=dict)
     """Targets from configuration; a task's own ``params.targets`` win over these."""
+    store: MetricStore | None = None
+    """Samples already loaded (a live source, a benchmark); None = the task's inline data."""
 
 
 Report = AnalysisReport | PlanningReport

@@ -1,0 +1,298 @@
+"""The one analysis pipeline every domain task type runs, parameterised by its scope.
+
+A strategy module names its scope (the domain's own metrics, the infrastructure that
+bears on them, any extra domain analysis) and calls ``analyze_domain``. Steps, all pure:
+load the task's samples into a metric store, judge every catalog metric with data in the
+window, find change points, outliers and SLO burn rates, read request patterns from
+labelled traffic, rank likely causes among the breached metrics, rank bottlenecks so a
+cause comes before its symptoms, and recommend from the playbook.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+
+from agent.analysis.bottlenecks import Finding, find_bottlenecks
+from agent.analysis.catalog import AUXILIARY, CATALOG, DERIVED_RATES
+from agent.analysis.causes import CauseInput, caused_by, rank_causes
+from agent.analysis.changepoints import detect_change_points, find_outliers
+from agent.analysis.judge import Judgement, judge
+from agent.analysis.patterns import request_patterns
+from agent.analysis.series import Series, counter_rate, parse_window
+from agent.analysis.slo import slo_status
+from agent.analysis.trend import MIN_SAMPLES
+from agent.errors import InsufficientData
+from agent.planning.recommend import recommend, resolve_target
+from agent.store import MetricStore, store_from_params
+from agent.strategies.base import TaskContext
+from protocols.messages import AnalysisReport, Bottleneck, CauseLink, SloStatus
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DomainInput:
+    """What a domain's extra analysis may read: the windowed store and the judged metrics."""
+
+    store: MetricStore
+    window_s: float
+    end: float
+    judged: Mapping[str, Judgement]
+
+
+Extra = Callable[[DomainInput], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DomainScope:
+    task_type: str
+    primary: tuple[str, ...]
+    """The domain's own metrics: with no data for any of them the task is ``insufficient_data``."""
+    supporting: tuple[str, ...] = ()
+    """Infrastructure metrics that bear on the domain, judged when present."""
+    extras: Mapping[str, Extra] = field(default_factory=dict)
+    """Extra findings by name (``websocket_capacity``, ``cache``), each a pure function."""
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (*self.primary, *(m for m in self.supporting if m not in self.primary))
+
+
+SLO_KINDS: Mapping[str, Literal["availability", "error_rate"]] = {
+    "api_availability": "availability",
+    "error_rate": "error_rate",
+}
+"""Metrics also judged as SLOs (error budget and multi-window burn rates)."""
+CAUSE_EVIDENCE = 0.6
+"""A link ranks a cause above its symptom (and takes the symptom's recommendations) only
+with evidence from the series themselves: the dependency table alone scores 0.4, an
+earlier breach adds 0.3, correlation up to 0.3. Weaker links are still listed in
+``root_causes`` with their score, as possibilities."""
+MIN_CHANGE_SAMPLES = 20
+"""Below this many samples a change point or outlier search says nothing trustworthy."""
+RATE_BUCKETS = 120
+
+
+def summed_rate(counters: Mapping[Labels, Series], start: float, end: float) -> Series:
+    """Total per-second rate of several counters on a common time grid (resets handled)."""
+    edges = np.linspace(start, end, RATE_BUCKETS + 1)
+    total = np.zeros(RATE_BUCKETS)
+    seen = np.zeros(RATE_BUCKETS, dtype=bool)
+    for series in counters.values():
+        rates = counter_rate(series)
+        if len(rates) == 0:
+            continue
+        idx = np.clip(np.searchsorted(edges, rates.ts, side="right") - 1, 0, RATE_BUCKETS - 1)
+        sums = np.bincount(idx, weights=rates.values, minlength=RATE_BUCKETS)
+        counts = np.bincount(idx, minlength=RATE_BUCKETS)
+        has = counts > 0
+        total[has] += sums[has] / counts[has]
+        seen |= has
+    centres = (edges[:-1] + edges[1:]) / 2
+    return Series(ts=centres[seen], values=total[seen])
+
+
+def _metric_series(
+    store: MetricStore, name: str, window_s: float, end: float
+) -> tuple[Series, str] | None:
+    """A metric's samples in the window (all label sets merged), a scalar, or a derived rate."""
+    if name in store.metrics():
+        series = store.merged(name, window_s=window_s, end=end)
+        if len(series):
+            return series, CATALOG[name].statistic
+    counter = DERIVED_RATES.get(name)
+    if counter is not None and counter in store.metrics():
+        counters = store.select(counter, window_s=window_s, end=end)
+        rate = summed_rate(counters, end - window_s, end)
+        if len(rate):
+            return rate, "rate"
+    scalar = store.scalar(name)
+    if scalar is not None:
+        return Series(ts=np.array([math.nan]), values=np.array([scalar]), scalar=True), "value"
+    return None
+
+
+def _judge_all(
+    ctx: TaskContext, store: MetricStore, window_s: float, end: float
+) -> tuple[dict[str, Judgement], dict[str, Series], dict[str, int]]:
+    judged: dict[str, Judgement] = {}
+    series_by_metric: dict[str, Series] = {}
+    counts: dict[str, int] = {}
+    for name, spec in CATALOG.items():
+        found = _metric_series(store, name, window_s, end)
+        if found is None:
+            continue
+        series, statistic = found
+        counts[name] = len(series)
+        target, source = resolve_target(spec, ctx.params.targets, ctx.target_overrides)
+        j = judge(spec, series, target=target, target_source=source)
+        if statistic == "rate":
+            j = Judgement(
+                spec=j.spec,
+                current=j.current,
+                statistic="rate",
+                target=j.target,
+                target_source=j.target_source,
+                ratio=j.ratio,
+                trend=j.trend,
+            )
+        judged[name] = j
+        series_by_metric[name] = series
+    return judged, series_by_metric, counts
+
+
+def _ranked(findings: list[Finding], links: list[CauseLink], breached: set[str]) -> list[Finding]:
+    """Findings in urgency order, except that a breached cause comes before its symptoms."""
+    by_name = {f.metric: f for f in findings}
+    ranked: list[Finding] = []
+    placed: set[str] = set()
+
+    def place(name: str, visiting: set[str]) -> None:
+        if name in placed or name in visiting or name not in by_name:
+            return
+        visiting.add(name)
+        for cause in caused_by(links, name):
+            if cause in breached:
+                place(cause, visiting)
+        ranked.append(by_name[name])
+        placed.add(name)
+
+    for finding in findings:
+        place(finding.metric, set())
+    return ranked
+
+
+def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
+    """Judge, rank and recommend for one domain; ``InsufficientData`` when it has no data."""
+    params = ctx.params
+    window_text = params.window or ctx.default_window
+    window_s = parse_window(window_text)
+    store = ctx.store if ctx.store is not None else store_from_params(params)
+    newest = store.newest_ts()
+    end = newest if newest is not None else 0.0
+
+    judged, series_by_metric, counts = _judge_all(ctx, store, window_s, end)
+    if not any(name in judged for name in scope.primary):
+        raise InsufficientData(
+            f"no samples for any {scope.task_type} metric ({', '.join(scope.primary)}) "
+            f"in the last {window_text}",
+            counts={**counts, **{name: counts.get(name, 0) for name in scope.metrics}},
+        )
+
+    # change points, outliers, SLOs
+    change_points = {}
+    outliers = {}
+    for name, series in series_by_metric.items():
+        if len(series) < MIN_CHANGE_SAMPLES or series.scalar:
+            continue
+        spec = CATALOG[name]
+        found = detect_change_points(series, spec.direction)
+        if found:
+            change_points[name] = found
+        spikes = find_outliers(series)
+        if spikes:
+            outliers[name] = spikes
+    slo: dict[str, SloStatus] = {}
+    for name, kind in SLO_KINDS.items():
+        if name in judged:
+            status = slo_status(
+                series_by_metric[name],
+                kind=kind,
+                target=judged[name].target,
+                window_s=window_s,
+            )
+            if status is not None:
+                slo[name] = status
+
+    # causes and ranking
+    breached = {name for name, j in judged.items() if not j.meets_target}
+    links = rank_causes(
+        {
+            name: CauseInput(
+                spec=CATALOG[name],
+                series=series_by_metric[name],
+                target=j.target,
+                breached=name in breached,
+            )
+            for name, j in judged.items()
+        }
+    )
+    evidenced = [link for link in links if link.score >= CAUSE_EVIDENCE]
+    findings = find_bottlenecks(judged.values())
+    findings = _ranked(findings, evidenced, breached)
+    symptoms = frozenset(
+        f.metric for f in findings if any(c in breached for c in caused_by(evidenced, f.metric))
+    )
+    bottlenecks = [_bottleneck(f, caused_by(evidenced, f.metric), breached) for f in findings]
+
+    extras = DomainInput(store=store, window_s=window_s, end=end, judged=judged)
+    report_findings = {name: extra(extras) for name, extra in scope.extras.items()}
+
+    auxiliary_present = sorted(m for m in store.metrics() if m in AUXILIARY)
+    data_quality: dict[str, Any] = {
+        "samples": counts,
+        "window_end": datetime.fromtimestamp(end, UTC).isoformat() if newest is not None else None,
+        "unknown_metrics": sorted(
+            m
+            for m in {*store.metrics(), *store.scalar_metrics()}
+            if m not in CATALOG and m not in AUXILIARY
+        ),
+        "auxiliary_metrics": auxiliary_present,
+        "out_of_scope_metrics": sorted(name for name in judged if name not in scope.metrics),
+        "missing_metrics": [name for name in scope.metrics if name not in judged],
+        "too_few_for_trend": {
+            name: j.samples for name, j in judged.items() if j.trend.trend == "unknown"
+        },
+        "min_trend_samples": MIN_SAMPLES,
+        "unknown_targets": sorted(name for name in params.targets if name not in CATALOG),
+        "store": store.stats(),
+    }
+    return AnalysisReport(
+        analysis_type=scope.task_type,
+        timestamp=ctx.now,
+        window=window_text,
+        performance={name: j.to_performance() for name, j in judged.items()},
+        bottlenecks=bottlenecks,
+        recommendations=recommend(ctx.task_id, findings, symptoms=symptoms),
+        data_quality=data_quality,
+        change_points=change_points,
+        outliers=outliers,
+        slo=slo,
+        request_patterns=_patterns(store, window_s, end),
+        root_causes=links,
+        findings=report_findings,
+    )
+
+
+def _bottleneck(finding: Finding, causes: list[str], breached: set[str]) -> Bottleneck:
+    base = finding.to_bottleneck()
+    causes = [c for c in causes if c in breached]
+    if not causes:
+        return base
+    return Bottleneck(
+        metric=base.metric,
+        bottleneck_type=base.bottleneck_type,
+        severity=base.severity,
+        optimization_urgency=base.optimization_urgency,
+        evidence=f"{base.evidence}; likely a symptom of {', '.join(causes)}",
+        caused_by=causes,
+    )
+
+
+def _patterns(store: MetricStore, window_s: float, end: float) -> Any:
+    """Request patterns from ``http_requests_total`` counters or ``http_request_rate`` gauges."""
+    latencies = store.select("api_response_time", window_s=window_s, end=end)
+    labelled_latency = {k: s for k, s in latencies.items() if k}
+    counters = store.select("http_requests_total", window_s=window_s, end=end)
+    if counters:
+        return request_patterns(counters, labelled_latency, requests_are_counters=True)
+    rates = store.select("http_request_rate", window_s=window_s, end=end)
+    if rates:
+        return request_patterns(rates, labelled_latency, requests_are_counters=False)
+    return None

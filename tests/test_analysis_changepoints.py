@@ -1,0 +1,191 @@
+"""Level shifts (PELT over bucket medians) and robust-z outliers, on hand-made series."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from ruptures.costs import CostL2
+
+from agent.analysis.changepoints import (
+    RATIO_CAP,
+    _CumulativeL2,
+    detect_change_points,
+    find_outliers,
+)
+from agent.analysis.series import Series
+from protocols.messages import ChangePoint
+from tests.strategies import finite, series, wire_direction
+
+T0 = 1_780_000_000.0
+MINUTE = 60.0
+
+
+def _series(values: np.ndarray, step: float = MINUTE) -> Series:
+    ts = T0 + step * np.arange(values.size, dtype=np.float64)
+    return Series(ts=ts.astype(np.float64), values=values.astype(np.float64))
+
+
+def _at(i: int, step: float = MINUTE) -> datetime:
+    return datetime.fromtimestamp(T0 + i * step, tz=UTC)
+
+
+def _step(first: float, second: float, *, noise: float, seed: int, n: int = 60) -> Series:
+    rng = np.random.default_rng(seed)
+    return _series(np.r_[first + rng.normal(0, noise, n), second + rng.normal(0, noise, n)])
+
+
+def _finite(point: ChangePoint) -> bool:
+    numbers = [point.before, point.after, point.shift]
+    if point.shift_pct is not None:
+        numbers.append(point.shift_pct)
+    return all(math.isfinite(x) for x in numbers)
+
+
+def test_latency_step_up_is_one_worse_change_at_the_step() -> None:
+    # 100 ms ± 2 for an hour, then 160 ms ± 2: one sample per bucket (120 < 200 buckets)
+    [point] = detect_change_points(_step(100, 160, noise=2, seed=1), "lower_is_better")
+    assert abs((point.at - _at(60)).total_seconds()) <= MINUTE
+    assert point.before == pytest.approx(100, abs=1)
+    assert point.after == pytest.approx(160, abs=1)
+    assert point.shift == pytest.approx(60, abs=2)
+    assert point.shift == pytest.approx(point.after - point.before)
+    assert point.shift_pct == pytest.approx(60, abs=2)
+    assert point.worse
+    assert point.at.tzinfo is not None
+
+
+def test_hit_rate_step_down_is_worse_and_step_up_is_not() -> None:
+    [down] = detect_change_points(_step(95, 80, noise=0.5, seed=2), "higher_is_better")
+    assert down.worse
+    assert down.shift == pytest.approx(-15, abs=0.5)
+    assert down.shift_pct == pytest.approx(-15 / 95 * 100, abs=0.6)
+    [up] = detect_change_points(_step(80, 95, noise=0.5, seed=3), "higher_is_better")
+    assert not up.worse
+    assert abs((up.at - _at(60)).total_seconds()) <= MINUTE
+
+
+def test_white_noise_rarely_gives_a_change() -> None:
+    rng = np.random.default_rng(4)
+    hits = sum(
+        bool(detect_change_points(_series(100 + rng.normal(0, 2, 120)), "lower_is_better"))
+        for _ in range(200)
+    )
+    assert hits < 20  # < 10 % of trials
+
+
+def test_exact_level_shifts_are_found_with_no_noise_at_all() -> None:
+    # MAD of the differences is 0: the σ floor still lets PELT cut at each step
+    values = np.repeat([100.0, 150.0, 120.0], 20)
+    points = detect_change_points(_series(values), "lower_is_better")
+    assert [(p.at, p.before, p.after, p.shift) for p in points] == [
+        (_at(20), 100.0, 150.0, 50.0),
+        (_at(40), 150.0, 120.0, -30.0),
+    ]
+    assert [p.worse for p in points] == [True, False]
+    assert points[1].shift_pct == pytest.approx(-20.0)
+
+
+def test_shift_from_zero_has_no_percentage() -> None:
+    [point] = detect_change_points(_series(np.repeat([0.0, 2.0], 20)), "lower_is_better")
+    assert point.before == 0.0
+    assert point.shift_pct is None
+
+
+def test_small_steps_below_the_thresholds_are_not_reported() -> None:
+    # 100 → 103 with no noise: 3 % < min_shift_pct 5 %
+    assert detect_change_points(_series(np.repeat([100.0, 103.0], 30)), "lower_is_better") == []
+    # a 1σ step in noise: significant for PELT maybe, below 3σ in any case
+    assert detect_change_points(_step(100, 102, noise=2, seed=5), "lower_is_better") == []
+    # with the thresholds lowered the same exact step is reported
+    [point] = detect_change_points(
+        _series(np.repeat([100.0, 103.0], 30)), "lower_is_better", min_shift_pct=1.0
+    )
+    assert point.shift == pytest.approx(3.0)
+
+
+def test_constant_short_and_scalar_series_have_no_change() -> None:
+    assert detect_change_points(_series(np.full(100, 42.0)), "lower_is_better") == []
+    assert detect_change_points(_series(np.zeros(100)), "lower_is_better") == []
+    few = _series(np.r_[np.full(5, 100.0), np.full(4, 200.0)])  # 9 < 2·min_segment
+    assert detect_change_points(few, "lower_is_better") == []
+    scalar = Series(ts=np.array([math.nan]), values=np.array([5.0]), scalar=True)
+    assert detect_change_points(scalar, "lower_is_better") == []
+
+
+def test_dense_series_is_bucketed_and_the_change_located_within_a_bucket() -> None:
+    # one day at 10 s (8 640 samples) → 200 buckets of 432 s
+    rng = np.random.default_rng(6)
+    n, step = 8640, 10.0
+    values = np.r_[100 + rng.normal(0, 5, n // 2), 130 + rng.normal(0, 5, n // 2)]
+    [point] = detect_change_points(_series(values, step), "lower_is_better")
+    assert abs((point.at - _at(n // 2, step)).total_seconds()) <= n * step / 200
+    assert point.before == pytest.approx(100, abs=0.5)
+    assert point.after == pytest.approx(130, abs=0.5)
+
+
+def test_a_lone_spike_is_an_outlier_not_a_level_shift() -> None:
+    rng = np.random.default_rng(7)
+    values = 100 + rng.normal(0, 2, 120)
+    values[70] = 1000.0
+    s = _series(values)
+    assert detect_change_points(s, "lower_is_better") == []
+    [outlier] = find_outliers(s)
+    assert outlier.at == _at(70)
+    assert outlier.value == 1000.0
+    assert outlier.robust_z > 100
+
+
+def test_outliers_most_extreme_first_and_bounded_in_number() -> None:
+    rng = np.random.default_rng(8)
+    values = 100 + rng.normal(0, 2, 120)
+    values[[10, 50, 90]] = [150.0, 20.0, 300.0]
+    outliers = find_outliers(_series(values))
+    assert [o.at for o in outliers] == [_at(90), _at(50), _at(10)]
+    assert outliers[1].robust_z < 0  # below the median
+    assert [o.at for o in find_outliers(_series(values), max_reported=1)] == [_at(90)]
+
+
+def test_spike_in_a_flat_series_gets_a_finite_z_from_the_mean_deviation() -> None:
+    # MAD is 0; mean |deviation| = 900 / 51, × √(π/2) → z = 51 / √(π/2) ≈ 40.69
+    values = np.full(51, 100.0)
+    values[20] = 1000.0
+    [outlier] = find_outliers(_series(values))
+    assert outlier.at == _at(20)
+    assert outlier.robust_z == pytest.approx(51 / math.sqrt(math.pi / 2), rel=1e-5)
+    assert find_outliers(_series(np.full(51, 100.0))) == []
+
+
+def test_cumulative_cost_equals_ruptures_l2() -> None:
+    signal = np.random.default_rng(9).normal(0, 3, 50)
+    ours, stock = _CumulativeL2().fit(signal), CostL2().fit(signal)
+    for start, end in [(0, 50), (0, 5), (7, 31), (45, 50), (12, 13)]:
+        assert ours.error(start, end) == pytest.approx(stock.error(start, end), abs=1e-9)
+
+
+_extremes = st.sampled_from([0.0, 1.0, -1.0, 5e-324, 1e-300, 1.7976931348623157e308, -1e308])
+
+
+@given(series(finite | _extremes), wire_direction, st.integers(1, 6))
+def test_change_points_never_raise_nor_report_non_finite(
+    s: Series, direction: str, min_segment: int
+) -> None:
+    points = detect_change_points(
+        s,
+        "lower_is_better" if direction == "lower_is_better" else "higher_is_better",
+        min_segment=min_segment,
+    )
+    assert all(_finite(p) for p in points)
+    assert [p.at for p in points] == sorted(p.at for p in points)
+
+
+@given(series(finite | _extremes), st.floats(0.5, 10))
+def test_outliers_never_raise_nor_report_non_finite(s: Series, threshold: float) -> None:
+    outliers = find_outliers(s, threshold=threshold)
+    assert len(outliers) <= 10
+    assert all(math.isfinite(o.robust_z) and abs(o.robust_z) <= RATIO_CAP for o in outliers)
+    assert all(abs(o.robust_z) >= threshold for o in outliers)
