@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+import ruptures as rpt
 from hypothesis import given
 from hypothesis import strategies as st
-from ruptures.costs import CostL2
 
 from agent.analysis.changepoints import (
     RATIO_CAP,
-    _CumulativeL2,
     detect_change_points,
     find_outliers,
+    pelt,
 )
 from agent.analysis.series import Series
 from protocols.messages import ChangePoint
@@ -160,11 +160,17 @@ def test_spike_in_a_flat_series_gets_a_finite_z_from_the_mean_deviation() -> Non
     assert find_outliers(_series(np.full(51, 100.0))) == []
 
 
-def test_cumulative_cost_equals_ruptures_l2() -> None:
-    signal = np.random.default_rng(9).normal(0, 3, 50)
-    ours, stock = _CumulativeL2().fit(signal), CostL2().fit(signal)
-    for start, end in [(0, 50), (0, 5), (7, 31), (45, 50), (12, 13)]:
-        assert ours.error(start, end) == pytest.approx(stock.error(start, end), abs=1e-9)
+@pytest.mark.parametrize("seed", range(40))
+def test_pelt_equals_ruptures(seed: int) -> None:
+    """Our vectorised PELT finds exactly ruptures' segmentation (l2 cost, same penalty)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 160))
+    levels = np.repeat(rng.normal(0, 4, 5), n // 5 + 1)[:n]
+    signal = levels + rng.normal(0, 1, n)
+    min_size = int(rng.integers(1, 8))
+    penalty = float(rng.uniform(1, 30))
+    expected = rpt.Pelt(model="l2", min_size=min_size, jump=1).fit(signal).predict(pen=penalty)
+    assert pelt(signal, penalty, min_size) == expected
 
 
 _extremes = st.sampled_from([0.0, 1.0, -1.0, 5e-324, 1e-300, 1.7976931348623157e308, -1e308])

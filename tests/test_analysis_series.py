@@ -179,3 +179,16 @@ def test_window_of_nothing_and_of_one_sample() -> None:
     one = _s([100.0], [3.0])
     assert window(one, 0.0).values.tolist() == [3.0]
     assert len(window(_s([], []), 10.0)) == 0
+
+
+@pytest.mark.parametrize(("runs", "per_run"), [(120, 3), (120, 72), (50, 300), (7, 5000)])
+def test_run_order_stats_gives_each_runs_median_on_both_paths(runs: int, per_run: int) -> None:
+    from agent.analysis.series import run_order_stats
+
+    rng = np.random.default_rng(runs * per_run)
+    counts = rng.integers(1, 2 * per_run, runs)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    values = rng.normal(0, 10, int(counts.sum()))
+    low, high = run_order_stats(values, starts, counts)
+    expected = [np.median(values[s : s + c]) for s, c in zip(starts, counts, strict=True)]
+    np.testing.assert_allclose((low + high) / 2, expected, rtol=0, atol=1e-12)

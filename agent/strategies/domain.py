@@ -24,7 +24,7 @@ from agent.analysis.causes import CauseInput, caused_by, rank_causes
 from agent.analysis.changepoints import detect_change_points, find_outliers
 from agent.analysis.judge import Judgement, judge
 from agent.analysis.patterns import request_patterns
-from agent.analysis.series import Series, counter_rate, parse_window
+from agent.analysis.series import Series, bucketize, counter_rate, parse_window
 from agent.analysis.slo import slo_status
 from agent.analysis.trend import MIN_SAMPLES
 from agent.errors import InsufficientData
@@ -74,6 +74,8 @@ CAUSE_EVIDENCE = 0.6
 with evidence from the series themselves: the dependency table alone scores 0.4, an
 earlier breach adds 0.3, correlation up to 0.3. Weaker links are still listed in
 ``root_causes`` with their score, as possibilities."""
+CAUSE_BUCKETS = 200
+"""Causes are weighed on per-bucket medians: onsets and correlation from at most 200 points."""
 MIN_CHANGE_SAMPLES = 20
 """Below this many samples a change point or outlier search says nothing trustworthy."""
 RATE_BUCKETS = 120
@@ -216,7 +218,7 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
         {
             name: CauseInput(
                 spec=CATALOG[name],
-                series=series_by_metric[name],
+                series=bucketize(series_by_metric[name], CAUSE_BUCKETS),
                 target=j.target,
                 breached=name in breached,
             )
