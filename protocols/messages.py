@@ -275,6 +275,8 @@ class AnalysisReport(Struct, frozen=True, kw_only=True):
     root_causes: list[CauseLink] = []
     findings: dict[str, Any] = {}
     """Domain-specific findings (WebSocket capacity and headroom, cache key classes…)."""
+    directive_id: str | None = None
+    """The ``strategic_directive/v1`` in force when the report was made (None: none)."""
 
 
 class PlanEntry(Struct, frozen=True, kw_only=True):
@@ -310,6 +312,16 @@ class PlanningReport(Struct, frozen=True, kw_only=True):
     risk_assessment: dict[str, Any]
     resource_requirements: dict[str, Any]
     timeline_estimate: dict[str, Any]
+    directive_id: str | None = None
+    """The ``strategic_directive/v1`` in force when the plan was made (None: none)."""
+    window: str = ""
+    performance: dict[str, MetricPerformance] = {}
+    bottlenecks: list[Bottleneck] = []
+    recommendations: list[Recommendation] = []
+    """Every plan item as a recommendation (with its expected range), for Athena's baseline."""
+    skipped: list[dict[str, Any]] = []
+    """Approaches left out and why (infeasible for a target, a symptom of another item)."""
+    data_quality: dict[str, Any] = {}
 
 
 # --- to Hephaestus and Athena ------------------------------------------------------

@@ -17,14 +17,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
+
+import msgspec
 
 from agent.config import Settings
 from agent.errors import AgentError, PayloadTooLarge
+from agent.planning.handoff import handoff
 from agent.runtime.counters import Counters
+from agent.runtime.predictions import ENCODER as PREDICTION_ENCODER
+from agent.runtime.predictions import Predictions, prediction_records
 from agent.runtime.publisher import Publisher
-from agent.runtime.task_records import TaskRecord, TaskRecords
-from agent.strategies import ROUTES, Strategy, TaskContext
+from agent.runtime.task_records import Output, TaskRecord, TaskRecords
+from agent.strategies import ROUTES, Report, Strategy, TaskContext
 from agent.telemetry import tracing
 from agent.telemetry.logs import task_id_var
 from protocols import (
@@ -32,6 +37,7 @@ from protocols import (
     ErrorCode,
     ErrorInfo,
     ProtocolError,
+    StrategicDirective,
     TaskRequest,
     TaskResult,
     TaskType,
@@ -45,6 +51,12 @@ from protocols import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+class DirectiveSource(Protocol):
+    async def in_force(self, now: datetime) -> StrategicDirective | None: ...
+
+
 DEAD_LETTER_OVERHEAD = 16 * 1024
 """Room left in a dead letter for its other fields and the headers of the refused message."""
 UNREADABLE_TASK_ID = "-"
@@ -91,6 +103,8 @@ class Dispatcher:
         routes: Mapping[TaskType, Strategy] = ROUTES,
         clock: Clock = utc_now,
         counters: Counters | None = None,
+        directives: DirectiveSource | None = None,
+        predictions: Predictions | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -98,6 +112,8 @@ class Dispatcher:
         self.routes = routes
         self.clock = clock
         self.counters = counters or Counters()
+        self.directives = directives
+        self.predictions = predictions
 
     # --- entry points ----------------------------------------------------------------
 
@@ -223,10 +239,13 @@ class Dispatcher:
             params=request.params,
             default_window=self.settings.default_window,
             target_overrides=self.settings.targets,
+            directive=await self.directives.in_force(started) if self.directives else None,
         )
         error: ErrorInfo | None = None
+        outputs: list[Output] = []
         try:
             report = await asyncio.to_thread(self.routes[task_type], ctx)
+            outputs = self._outputs(report, request.task_id)
         except AgentError as exc:
             error = ErrorInfo(code=exc.code, message=exc.message[:4000])
         except Exception as exc:
@@ -242,7 +261,7 @@ class Dispatcher:
             result = self._result(
                 request.task_id, task_type, "completed", started, t0, report=to_builtins(report)
             )
-        stored = await self._store(request.task_id, result)
+        stored = await self._store(request.task_id, result, outputs)
         return await self._settle(request.task_id, task_type, stored, request.reply_to)
 
     async def _refuse(
@@ -270,10 +289,44 @@ class Dispatcher:
         stored = await self._store(refusal.task_id, result)
         return await self._settle(refusal.task_id, task_type, stored, reply_to)
 
-    async def _store(self, task_id: str, result: TaskResult) -> tuple[TaskRecord, int]:
+    def _outputs(self, report: Report, task_id: str) -> list[Output]:
+        """Plan, baseline and predictions of a report that recommends something."""
+        made = handoff(report, task_id=task_id, agent_id=self.settings.agent_id)
+        if made is None:
+            return []
+        plan, baseline = made
+        outputs = [
+            Output(
+                kind="prediction",
+                target=record.recommendation_id,
+                payload=msgspec.Raw(PREDICTION_ENCODER.encode(record)),
+            )
+            for record in prediction_records(plan, baseline, task_id)
+        ]
+        outputs.append(
+            Output(
+                kind="publish",
+                target=subjects.plans(self.settings.hephaestus_id),
+                payload=msgspec.Raw(encode(plan)),
+                msg_id=plan.plan_id,
+            )
+        )
+        outputs.append(
+            Output(
+                kind="publish",
+                target=subjects.baselines(self.settings.athena_id),
+                payload=msgspec.Raw(encode(baseline)),
+                msg_id=baseline.baseline_id,
+            )
+        )
+        return outputs
+
+    async def _store(
+        self, task_id: str, result: TaskResult, outputs: list[Output] | None = None
+    ) -> tuple[TaskRecord, int]:
         """Store ``result`` as the task's answer; if another was stored first, that one wins."""
         payload = encode(result)
-        record, revision = await self.records.claim(task_id, payload)
+        record, revision = await self.records.claim(task_id, payload, outputs)
         if bytes(record.result) == payload:
             self._count_and_log(result)
         else:
@@ -287,6 +340,13 @@ class Dispatcher:
         record, revision = stored
         payload = bytes(record.result)
         if not record.published:
+            for output in record.outputs:  # before the result: a result means all was sent
+                if output.kind == "prediction" and self.predictions is not None:
+                    await self.predictions.put_raw(output.target, bytes(output.payload))
+                elif output.kind == "publish":
+                    await self.publisher.to_stream(
+                        output.target, bytes(output.payload), msg_id=output.msg_id
+                    )
             await self.publisher.to_stream(
                 subjects.results(self.settings.agent_id, task_type),
                 payload,

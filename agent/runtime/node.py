@@ -23,9 +23,12 @@ from agent.config import Settings
 from agent.runtime.connection import connect
 from agent.runtime.consumer import MaxDeliveriesWatcher, TaskConsumer, max_deliveries_subject
 from agent.runtime.counters import Counters
+from agent.runtime.directives import DirectiveConsumer, DirectiveStore
 from agent.runtime.dispatcher import Clock, Dispatcher, utc_now
 from agent.runtime.embedded import EmbeddedServer
+from agent.runtime.kv import open_bucket
 from agent.runtime.pool import WorkPool
+from agent.runtime.predictions import Predictions
 from agent.runtime.publisher import Publisher
 from agent.runtime.service import start_service
 from agent.runtime.streams import StreamSpec, ensure_stream, ensure_streams
@@ -58,6 +61,9 @@ class AgentNode:
         self._stack = AsyncExitStack()
         self._consumer_task: asyncio.Task[None] | None = None
         self.watcher: MaxDeliveriesWatcher | None = None
+        self.directive_store: DirectiveStore | None = None
+        self.directive_consumer: DirectiveConsumer | None = None
+        self._directives_task: asyncio.Task[None] | None = None
         self._watcher_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self.fatal: str | None = None
@@ -114,6 +120,12 @@ class AgentNode:
         js = self.nc.jetstream()
         self.streams = await ensure_streams(js, settings)
         records = await TaskRecords.open(js, settings)
+        predictions = Predictions(
+            await open_bucket(js, settings, "PREDICTIONS", description="predictions by id")
+        )
+        self.directive_store = DirectiveStore(
+            await open_bucket(js, settings, "STATE", description="the directive in force")
+        )
         publisher = Publisher(self.nc, js)
         self.dispatcher = Dispatcher(
             settings,
@@ -122,6 +134,14 @@ class AgentNode:
             routes=self.routes,
             clock=self.clock,
             counters=self.counters,
+            directives=self.directive_store,
+            predictions=predictions,
+        )
+        self.directive_consumer = DirectiveConsumer(
+            js, settings.agent_id, self.streams["DIRECTIVES"], self.directive_store, self.dispatcher
+        )
+        self._directives_task = asyncio.create_task(
+            self.directive_consumer.run(), name="directives"
         )
         self.service = await start_service(
             self.nc, settings, self.dispatcher, self.pool, self.counters
@@ -153,8 +173,11 @@ class AgentNode:
 
     async def _shutdown(self) -> None:
         self._stopped.set()
-        await _stop_loop(self.consumer, self._consumer_task)
-        await _stop_loop(self.watcher, self._watcher_task)
+        await asyncio.gather(
+            _stop_loop(self.consumer, self._consumer_task),
+            _stop_loop(self.watcher, self._watcher_task),
+            _stop_loop(self.directive_consumer, self._directives_task),
+        )
         if self.service is not None:
             with contextlib.suppress(Exception):
                 await self.service.stop()

@@ -8,21 +8,34 @@ replica) is answered with the same bytes and never published twice.
 from __future__ import annotations
 
 import contextlib
+from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from agent.config import Settings
+from agent.runtime.kv import open_bucket
+
+
+class Output(msgspec.Struct, frozen=True, kw_only=True):
+    """Something a completed task sends besides its result, made once with the result."""
+
+    kind: Literal["publish", "prediction"]
+    target: str
+    """The subject (publish) or the recommendation id (prediction)."""
+    payload: msgspec.Raw
+    msg_id: str = ""
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     result: msgspec.Raw
     """The ``task_result/v1`` bytes exactly as first made."""
     published: bool = False
-    """Whether the results stream has acknowledged it."""
+    """Whether the results stream (and every output before it) has acknowledged it."""
+    outputs: list[Output] = []
+    """Plan, baseline and predictions of the task, sent before the result."""
 
 
 _ENC = msgspec.json.Encoder()
@@ -40,20 +53,13 @@ class TaskRecords:
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> TaskRecords:
-        """Bind the bucket, creating it when missing (never reconfiguring an existing one)."""
-        try:
-            kv = await js.key_value(settings.tasks_bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(
-                KeyValueConfig(
-                    bucket=settings.tasks_bucket,
-                    description="the answer given to each task id",
-                    history=1,
-                    ttl=settings.task_record_ttl_s,
-                    storage=StorageType.FILE,
-                    replicas=settings.stream_replicas,
-                )
-            )
+        kv = await open_bucket(
+            js,
+            settings,
+            "TASKS_DONE",
+            description="the answer given to each task id",
+            ttl_s=settings.task_record_ttl_s,
+        )
         return cls(kv)
 
     async def get(self, task_id: str) -> tuple[TaskRecord, int] | None:
@@ -65,9 +71,11 @@ class TaskRecords:
             return None
         return _DEC.decode(entry.value), int(entry.revision or 0)
 
-    async def claim(self, task_id: str, result: bytes) -> tuple[TaskRecord, int]:
+    async def claim(
+        self, task_id: str, result: bytes, outputs: list[Output] | None = None
+    ) -> tuple[TaskRecord, int]:
         """Store ``result`` as the task's answer unless one is stored already; return the winner."""
-        record = TaskRecord(result=msgspec.Raw(result))
+        record = TaskRecord(result=msgspec.Raw(result), outputs=outputs or [])
         try:
             revision = await self.kv.create(record_key(task_id), _ENC.encode(record))
         except KeyWrongLastSequenceError:
@@ -78,7 +86,7 @@ class TaskRecords:
         return record, revision
 
     async def mark_published(self, task_id: str, record: TaskRecord, revision: int) -> None:
-        done = TaskRecord(result=record.result, published=True)
+        done = TaskRecord(result=record.result, published=True, outputs=record.outputs)
         # another replica may have marked it first: same answer, already published
         with contextlib.suppress(KeyWrongLastSequenceError):
             await self.kv.update(record_key(task_id), _ENC.encode(done), last=revision)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.store import MetricStore
-from protocols import AnalysisReport, PlanningReport, TaskParams, TaskType
+from protocols import AnalysisReport, PlanningReport, StrategicDirective, TaskParams, TaskType
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,8 @@ class TaskContext:
     """Targets from configuration; a task's own ``params.targets`` win over these."""
     store: MetricStore | None = None
     """Samples already loaded (a live source, a benchmark); None = the task's inline data."""
+    directive: StrategicDirective | None = None
+    """Helios's directive in force (weights, focus areas, targets), if any."""
 
 
 Report = AnalysisReport | PlanningReport

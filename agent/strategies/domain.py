@@ -31,7 +31,14 @@ from agent.errors import InsufficientData
 from agent.planning.recommend import recommend, resolve_target
 from agent.store import MetricStore, store_from_params
 from agent.strategies.base import TaskContext
-from protocols.messages import AnalysisReport, Bottleneck, CauseLink, SloStatus
+from protocols.messages import (
+    AnalysisReport,
+    Bottleneck,
+    CauseLink,
+    ChangePoint,
+    Outlier,
+    SloStatus,
+)
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -132,7 +139,7 @@ def _judge_all(
             continue
         series, statistic = found
         counts[name] = len(series)
-        target, source = resolve_target(spec, ctx.params.targets, ctx.target_overrides)
+        target, source = resolve_target(spec, *targets_of(ctx))
         j = judge(spec, series, target=target, target_source=source)
         if statistic == "rate":
             j = Judgement(
@@ -170,8 +177,37 @@ def _ranked(findings: list[Finding], links: list[CauseLink], breached: set[str])
     return ranked
 
 
-def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
-    """Judge, rank and recommend for one domain; ``InsufficientData`` when it has no data."""
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """Everything one pass over the data found: what a report or a plan is made from."""
+
+    window: str
+    window_s: float
+    end: float
+    store: MetricStore
+    judged: Mapping[str, Judgement]
+    counts: Mapping[str, int]
+    findings: list[Finding]
+    """Bottlenecks, most urgent first, a cause always before its symptoms."""
+    symptoms: frozenset[str]
+    """Findings whose cause is another finding: the plan fixes the cause."""
+    links: list[CauseLink]
+    evidenced: list[CauseLink]
+    change_points: dict[str, list[ChangePoint]]
+    outliers: dict[str, list[Outlier]]
+    slo: dict[str, SloStatus]
+
+
+def targets_of(ctx: TaskContext) -> tuple[Mapping[str, float], Mapping[str, float]]:
+    """(task targets, standing targets): a directive's targets override the configuration's."""
+    standing = dict(ctx.target_overrides)
+    if ctx.directive is not None:
+        standing |= ctx.directive.targets
+    return ctx.params.targets, standing
+
+
+def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
+    """Judge every metric with data, find change points, SLO burn, causes and bottlenecks."""
     params = ctx.params
     window_text = params.window or ctx.default_window
     window_s = parse_window(window_text)
@@ -187,14 +223,12 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
             counts={**counts, **{name: counts.get(name, 0) for name in scope.metrics}},
         )
 
-    # change points, outliers, SLOs
-    change_points = {}
-    outliers = {}
+    change_points: dict[str, list[ChangePoint]] = {}
+    outliers: dict[str, list[Outlier]] = {}
     for name, series in series_by_metric.items():
         if len(series) < MIN_CHANGE_SAMPLES or series.scalar:
             continue
-        spec = CATALOG[name]
-        found = detect_change_points(series, spec.direction)
+        found = detect_change_points(series, CATALOG[name].direction)
         if found:
             change_points[name] = found
         spikes = find_outliers(series)
@@ -204,15 +238,11 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
     for name, kind in SLO_KINDS.items():
         if name in judged:
             status = slo_status(
-                series_by_metric[name],
-                kind=kind,
-                target=judged[name].target,
-                window_s=window_s,
+                series_by_metric[name], kind=kind, target=judged[name].target, window_s=window_s
             )
             if status is not None:
                 slo[name] = status
 
-    # causes and ranking
     breached = {name for name, j in judged.items() if not j.meets_target}
     links = rank_causes(
         {
@@ -226,49 +256,77 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
         }
     )
     evidenced = [link for link in links if link.score >= CAUSE_EVIDENCE]
-    findings = find_bottlenecks(judged.values())
-    findings = _ranked(findings, evidenced, breached)
+    findings = _ranked(find_bottlenecks(judged.values()), evidenced, breached)
     symptoms = frozenset(
         f.metric for f in findings if any(c in breached for c in caused_by(evidenced, f.metric))
     )
-    bottlenecks = [_bottleneck(f, caused_by(evidenced, f.metric), breached) for f in findings]
+    return Assessment(
+        window=window_text,
+        window_s=window_s,
+        end=end,
+        store=store,
+        judged=judged,
+        counts=counts,
+        findings=findings,
+        symptoms=symptoms,
+        links=links,
+        evidenced=evidenced,
+        change_points=change_points,
+        outliers=outliers,
+        slo=slo,
+    )
 
-    extras = DomainInput(store=store, window_s=window_s, end=end, judged=judged)
-    report_findings = {name: extra(extras) for name, extra in scope.extras.items()}
 
-    auxiliary_present = sorted(m for m in store.metrics() if m in AUXILIARY)
-    data_quality: dict[str, Any] = {
-        "samples": counts,
-        "window_end": datetime.fromtimestamp(end, UTC).isoformat() if newest is not None else None,
+def data_quality(ctx: TaskContext, scope: DomainScope, a: Assessment) -> dict[str, Any]:
+    """What the analysis could not use, and why: unknown names, missing metrics, thin data."""
+    store, judged = a.store, a.judged
+    newest = store.newest_ts()
+    return {
+        "samples": dict(a.counts),
+        "window_end": datetime.fromtimestamp(a.end, UTC).isoformat()
+        if newest is not None
+        else None,
         "unknown_metrics": sorted(
             m
             for m in {*store.metrics(), *store.scalar_metrics()}
             if m not in CATALOG and m not in AUXILIARY
         ),
-        "auxiliary_metrics": auxiliary_present,
+        "auxiliary_metrics": sorted(m for m in store.metrics() if m in AUXILIARY),
         "out_of_scope_metrics": sorted(name for name in judged if name not in scope.metrics),
         "missing_metrics": [name for name in scope.metrics if name not in judged],
         "too_few_for_trend": {
             name: j.samples for name, j in judged.items() if j.trend.trend == "unknown"
         },
         "min_trend_samples": MIN_SAMPLES,
-        "unknown_targets": sorted(name for name in params.targets if name not in CATALOG),
+        "unknown_targets": sorted(name for name in ctx.params.targets if name not in CATALOG),
         "store": store.stats(),
     }
+
+
+def bottlenecks_of(a: Assessment) -> list[Bottleneck]:
+    breached = {name for name, j in a.judged.items() if not j.meets_target}
+    return [_bottleneck(f, caused_by(a.evidenced, f.metric), breached) for f in a.findings]
+
+
+def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
+    """Judge, rank and recommend for one domain; ``InsufficientData`` when it has no data."""
+    a = assess(ctx, scope)
+    extras = DomainInput(store=a.store, window_s=a.window_s, end=a.end, judged=a.judged)
     return AnalysisReport(
         analysis_type=scope.task_type,
         timestamp=ctx.now,
-        window=window_text,
-        performance={name: j.to_performance() for name, j in judged.items()},
-        bottlenecks=bottlenecks,
-        recommendations=recommend(ctx.task_id, findings, symptoms=symptoms),
-        data_quality=data_quality,
-        change_points=change_points,
-        outliers=outliers,
-        slo=slo,
-        request_patterns=_patterns(store, window_s, end),
-        root_causes=links,
-        findings=report_findings,
+        window=a.window,
+        performance={name: j.to_performance() for name, j in a.judged.items()},
+        bottlenecks=bottlenecks_of(a),
+        recommendations=recommend(ctx.task_id, a.findings, symptoms=a.symptoms),
+        data_quality=data_quality(ctx, scope, a),
+        change_points=a.change_points,
+        outliers=a.outliers,
+        slo=a.slo,
+        request_patterns=_patterns(a.store, a.window_s, a.end),
+        root_causes=a.links,
+        findings={name: extra(extras) for name, extra in scope.extras.items()},
+        directive_id=ctx.directive.directive_id if ctx.directive is not None else None,
     )
 
 
