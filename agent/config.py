@@ -104,6 +104,16 @@ class Settings(BaseSettings):
     # --- analysis ----------------------------------------------------------------
     default_window: str = Field(default="1h", pattern=_WINDOW)
     targets: dict[str, float] = Field(default_factory=dict)
+    business_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="api_performance, scalability, ai_processing, infrastructure_efficiency "
+        "(summing to 1); empty = 0.35/0.25/0.20/0.20. A directive's weights win.",
+    )
+    scaling_triggers: dict[str, float] = Field(
+        default_factory=dict,
+        description="metric → threshold over cpu_utilization 75, memory_utilization 80, "
+        "api_response_time 100",
+    )
 
     # --- process -----------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
@@ -119,6 +129,14 @@ class Settings(BaseSettings):
         for name, target in value.items():
             if not -1e15 <= target <= 1e15:
                 raise ValueError(f"target for {name} must be a finite number")
+        return value
+
+    @field_validator("business_weights")
+    @classmethod
+    def _weights_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        known = {"api_performance", "scalability", "ai_processing", "infrastructure_efficiency"}
+        if value and (set(value) != known or abs(sum(value.values()) - 1.0) > 1e-6):
+            raise ValueError(f"business_weights needs exactly {sorted(known)} summing to 1")
         return value
 
     @property

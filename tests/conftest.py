@@ -63,6 +63,8 @@ def make_settings(nats_url: str, tmp_path: Path) -> Callable[..., Settings]:
         values: dict[str, Any] = {
             "nats_url": nats_url,
             "agent_id": agent_id,
+            "hephaestus_id": f"{agent_id}-heph",  # its own plan and baseline subjects
+            "athena_id": f"{agent_id}-athena",
             "state_dir": tmp_path / "state",
             "nats_drain_timeout_s": 5.0,
             **overrides,

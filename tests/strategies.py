@@ -482,3 +482,20 @@ def long_series(draw: st.DrawFn, max_size: int = 600) -> Series:
     ts = draw(hnp.arrays(np.float64, n, elements=epoch))
     values = draw(hnp.arrays(np.float64, n, elements=finite))
     return Series(ts=np.sort(ts), values=values)
+
+
+# --- capacity planning (planning/capacity) -------------------------------------------
+
+plausible_load = st.floats(min_value=0.0, max_value=1e4, allow_nan=False)
+"""Concurrency or throughput as a system reports it: enough of these reach the USL fit."""
+
+
+@st.composite
+def load_observations(
+    draw: st.DrawFn, values: st.SearchStrategy[float] = finite, max_size: int = 60
+) -> tuple[Any, Any]:
+    """Paired (concurrency, throughput) float64 arrays of one length, 0–``max_size``."""
+    size = draw(st.integers(0, max_size))
+    concurrency = draw(hnp.arrays(np.float64, size, elements=values))
+    throughput = draw(hnp.arrays(np.float64, size, elements=values))
+    return concurrency, throughput

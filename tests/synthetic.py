@@ -153,3 +153,42 @@ def domain_basics(task_type: str, seed: int = 5) -> dict[str, Any]:
             name: pairs(ts, level * (1 + rng.normal(0, 0.02, n))) for name, level in levels.items()
         },
     }
+
+
+def backend_day(seed: int = 6, days: float = 1.0, step_s: float = 60.0) -> dict[str, Any]:
+    """A day (by default) of a backend under daily-cycling, slowly growing load.
+
+    Load follows a daily sine around 300 req/s growing 2 %/day; the API's latency rises
+    with load the way the Universal Scalability Law says (σ = 0.03, κ = 0.0004 in units
+    of 10 concurrent users), CPU tracks load, the Redis hit rate sits at 78 % against
+    95 %, and three WebSocket nodes hold connections proportional to load.
+    """
+    rng = np.random.default_rng(seed)
+    n = int(days * 86_400 / step_s)
+    ts = T0 + np.arange(n) * step_s
+    t_days = np.arange(n) * step_s / 86_400
+    daily = 1 + 0.5 * np.sin(2 * np.pi * (t_days - 0.3))
+    rate = 300 * daily * np.exp(np.log(1.02) * t_days) * (1 + rng.normal(0, 0.02, n))
+    users = rate * 0.12  # concurrent users implied (Little): rate × 120 ms
+    conc = users / 10
+    usl = 1 + 0.03 * (conc - 1) + 0.0004 * conc * (conc - 1)
+    latency = 60 * usl * (1 + rng.normal(0, 0.03, n))
+    cpu = np.clip(20 + 0.12 * rate + rng.normal(0, 2, n), 0, 100)
+    counter = np.cumsum(rate * step_s)
+    items: list[dict[str, Any]] = []
+    items += samples("http_requests_total", ts, counter, endpoint="/api/feed", region="eu")
+    for node in ("ws-1", "ws-2", "ws-3"):
+        items += samples("websocket_connections", ts, rate * 2 + rng.normal(0, 5, n), instance=node)
+    return {
+        "window": f"{max(1, round(days))}d",
+        "metrics": {
+            "api_response_time": pairs(ts, latency),
+            "cpu_utilization": pairs(ts, cpu),
+            "memory_utilization": pairs(ts, 62 + 3 * t_days + rng.normal(0, 0.5, n)),
+            "redis_cache_hit": pairs(ts, np.clip(78 + rng.normal(0, 0.5, n), 0, 100)),
+            "database_query_time": pairs(ts, 35 + rng.normal(0, 2, n)),
+            "api_availability": pairs(ts, np.clip(99.95 + rng.normal(0, 0.01, n), 0, 100)),
+            "error_rate": pairs(ts, np.clip(0.3 + rng.normal(0, 0.05, n), 0, 100)),
+        },
+        "samples": items,
+    }

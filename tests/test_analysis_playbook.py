@@ -41,3 +41,30 @@ def test_every_approach_is_well_formed(approach: object) -> None:
 
 def test_unknown_bottleneck_type_has_no_approach() -> None:
     assert approaches_for("no_such_type") == []
+
+
+def test_every_required_approach_exists_and_the_graph_has_no_cycle() -> None:
+    for approach in PLAYBOOK.values():
+        for key in approach.requires:
+            assert key in PLAYBOOK, f"{approach.key} requires unknown {key}"
+            assert key != approach.key
+
+    # Depth-first search with three colours: reaching a grey node again is a cycle.
+    colour: dict[str, str] = {}
+
+    def visit(key: str) -> None:
+        colour[key] = "grey"
+        for nxt in PLAYBOOK[key].requires:
+            assert colour.get(nxt) != "grey", f"cycle through {key} → {nxt}"
+            if nxt not in colour:
+                visit(nxt)
+        colour[key] = "black"
+
+    for key in PLAYBOOK:
+        if key not in colour:
+            visit(key)
+
+
+def test_requires_records_the_two_dependencies_we_decided() -> None:
+    assert PLAYBOOK["read_replicas"].requires == ("connection_pooling",)
+    assert PLAYBOOK["multi_level_caching"].requires == ("cache_ttl_tuning",)

@@ -147,14 +147,6 @@ async def test_same_task_twice_yields_one_result(nc: Client, agent: AgentNode) -
     assert again == json.loads(results[0].data)
 
 
-async def test_planning_says_not_implemented_until_it_lands(nc: Client, agent: AgentNode) -> None:
-    task_type = "strategic_backend_planning"
-    result = await rpc(nc, agent, task(task_type), task_type)
-    assert result["status"] == "failed"
-    assert result["error"]["code"] == "not_implemented"
-    assert result["report"] is None
-
-
 def _expired() -> dict[str, Any]:
     return task(deadline=iso(datetime.now(UTC) - timedelta(minutes=1)))
 

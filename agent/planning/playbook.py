@@ -7,6 +7,11 @@ range. ``measure`` says what the percentage is of: ``reduction`` is how much of 
 shortfall goes away (lower latency, fewer errors, a smaller gap to 100 % for a
 bounded percentage, or a higher rate for a higher-is-better one); ``capacity`` is
 added capacity (clustering: 300–500 % more).
+
+``requires`` names approaches that should be done first, because the later one builds
+on what the earlier one puts in place (the reason is written next to each entry). The
+graph is acyclic (a test checks it); the planner only orders by it and never adds a
+required approach the findings did not call for.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class Approach:
     prerequisites: tuple[str, ...]
     infra_cost: str
     measure: Measure = "reduction"
+    requires: tuple[str, ...] = ()
+    """Keys of approaches to finish before this one (``PLAYBOOK`` keys; no cycles)."""
 
     @property
     def impact_expected(self) -> float:
@@ -73,6 +80,9 @@ _APPROACHES: tuple[Approach, ...] = (
         risk="stale reads when invalidation misses a write path",
         prerequisites=("cacheable read paths identified", "an invalidation event per write"),
         infra_cost="a Redis tier sized to the hot set",
+        # The per-prefix hit/miss and eviction numbers TTL tuning produces are what the
+        # levels are sized from; a second tier over a mis-tuned first caches the misses.
+        requires=("cache_ttl_tuning",),
     ),
     Approach(
         key="connection_pooling",
@@ -158,6 +168,9 @@ _APPROACHES: tuple[Approach, ...] = (
         risk="replication lag visible to reads right after writes",
         prerequisites=("read/write split in the data layer",),
         infra_cost="one database instance per replica",
+        # Every replica multiplies the connections each instance opens; without a pool
+        # the replicas hit their connection limit before they take load off the primary.
+        requires=("connection_pooling",),
     ),
     Approach(
         key="load_shedding",

@@ -239,6 +239,8 @@ class Dispatcher:
             params=request.params,
             default_window=self.settings.default_window,
             target_overrides=self.settings.targets,
+            business_weights=self.settings.business_weights,
+            scaling_triggers=self.settings.scaling_triggers,
             directive=await self.directives.in_force(started) if self.directives else None,
         )
         error: ErrorInfo | None = None

@@ -5,25 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from agent.errors import NotImplementedTask
 from agent.strategies import (
     api_optimization,
     cache_optimization,
     chat_backend_optimization,
     prompt_feed_backend_optimization,
     report_generation_optimization,
+    strategic_backend_planning,
     websocket_scaling_optimization,
 )
 from agent.strategies.base import Report, Strategy, TaskContext
+from agent.strategies.domain import DomainScope
 from protocols import TaskType
-
-
-def _not_implemented(ctx: TaskContext) -> Report:
-    raise NotImplementedTask(
-        f"{ctx.task_type} is registered but its strategy has not landed yet; "
-        "no report is made up in its place"
-    )
-
 
 ROUTES: Mapping[TaskType, Strategy] = MappingProxyType(
     {
@@ -33,12 +26,28 @@ ROUTES: Mapping[TaskType, Strategy] = MappingProxyType(
         TaskType.REPORT_GENERATION_OPTIMIZATION: report_generation_optimization.analyze,
         TaskType.WEBSOCKET_SCALING_OPTIMIZATION: websocket_scaling_optimization.analyze,
         TaskType.CACHE_OPTIMIZATION: cache_optimization.analyze,
-        TaskType.STRATEGIC_BACKEND_PLANNING: _not_implemented,
+        TaskType.STRATEGIC_BACKEND_PLANNING: strategic_backend_planning.analyze,
     }
 )
 
+SCOPES: Mapping[str, DomainScope] = MappingProxyType(
+    {
+        scope.task_type: scope
+        for scope in (
+            api_optimization.DOMAIN,
+            chat_backend_optimization.DOMAIN,
+            prompt_feed_backend_optimization.DOMAIN,
+            report_generation_optimization.DOMAIN,
+            websocket_scaling_optimization.DOMAIN,
+            cache_optimization.DOMAIN,
+        )
+    }
+)
+"""Task type → the metrics its analysis is about (a directive's focus areas name these)."""
+
 __all__ = [
     "ROUTES",
+    "SCOPES",
     "Report",
     "Strategy",
     "TaskContext",
@@ -47,5 +56,6 @@ __all__ = [
     "chat_backend_optimization",
     "prompt_feed_backend_optimization",
     "report_generation_optimization",
+    "strategic_backend_planning",
     "websocket_scaling_optimization",
 ]

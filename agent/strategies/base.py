@@ -25,6 +25,10 @@ class TaskContext:
     """Samples already loaded (a live source, a benchmark); None = the task's inline data."""
     directive: StrategicDirective | None = None
     """Helios's directive in force (weights, focus areas, targets), if any."""
+    business_weights: Mapping[str, float] = field(default_factory=dict)
+    """Configured business weights by category (empty: the specification's)."""
+    scaling_triggers: Mapping[str, float] = field(default_factory=dict)
+    """Configured scaling triggers by metric, over the specification's."""
 
 
 Report = AnalysisReport | PlanningReport

@@ -1,0 +1,538 @@
+"""Prioritising: one playbook approach per bottleneck, scored, merged, ordered and phased.
+
+DESIGN.md, "ROI and priority": expected gain × business weight, against effort; phases
+by severity and score. Pure: findings in, planned items out.
+
+How a plan is made from ranked findings:
+
+1. **Targets.** Every finding is a target, except a symptom (its cause is another
+   ranked bottleneck, so fixing the cause is the plan) and a repeat of a metric (the
+   most urgent finding of a metric stands for it).
+2. **Candidates.** The playbook's approaches for the target's bottleneck type. An
+   approach the implementer reported infeasible for that metric (``sinking``) is
+   dropped, and the reason is kept on the item chosen instead (``PlannedItem.skipped``)
+   and by ``sunk_candidates`` (which also names targets left with no approach at all).
+3. **Score** of a candidate for a target, ``score_candidate``: a blend of urgency,
+   expected gain and business weight, times an effort factor (see there). An approach
+   that is a candidate for k targets is one piece of work, so each target is charged
+   effort / k: a single 4-week cache project that fixes two breached metrics beats two
+   3-week projects that fix one each, per engineer-week spent.
+4. **One approach per target**, the best-scoring (ties: the playbook's own order).
+   The same approach chosen for several targets is **one item** covering all of them:
+   its score is the best of its targets', its primary target (whose name makes the
+   ``recommendation_id``) the best-scoring one. Nothing is fixed twice.
+5. **Phase**, ``phase_for``: the more urgent of the phase of the item's most severe
+   finding (critical → Phase_1, high → Phase_2, medium → Phase_3, low → Phase_4) and
+   the phase of its score (≥ 80 → Phase_1, ≥ 60 → Phase_2, ≥ 40 → Phase_3, else
+   Phase_4). An item another item ``requires`` is promoted to that item's phase when it
+   was later: what is built upon is not scheduled after what builds on it.
+6. **Order**: by phase, then score (highest first), then key, except that an approach
+   comes after every approach it ``requires`` that is also in the plan. A required
+   approach that is not in the plan is not added (the findings did not call for it —
+   it may be in place already); the rationale says it is needed first.
+
+No findings give no items: a healthy backend has nothing in Phase_1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Literal
+
+from agent.analysis.bottlenecks import Finding, fmt
+from agent.analysis.catalog import MetricSpec
+from agent.planning.playbook import PLAYBOOK, Approach, approaches_for
+from agent.planning.recommend import recommendation_id
+from protocols.messages import BusinessImpactWeights, ImprovementRange, Phase, PlanEntry, Severity
+
+Category = Literal["api_performance", "scalability", "ai_processing", "infrastructure_efficiency"]
+CATEGORIES: tuple[Category, ...] = (
+    "api_performance",
+    "scalability",
+    "ai_processing",
+    "infrastructure_efficiency",
+)
+PHASES: tuple[Phase, ...] = ("Phase_1_Critical", "Phase_2_High", "Phase_3_Medium", "Phase_4_Low")
+
+Calibration = Callable[[str, str], tuple[float, float, float, int]]
+"""(approach key, metric) → (low, expected, high, verifications): the expected gain in %."""
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessWeights:
+    """How much each business category counts; the directive's ``business_impact_weights``.
+
+    Each weight is finite and in [0, 1] and they sum to 1 (within 1e-6), so the largest
+    is at least 0.25 and ``relative`` never divides by zero.
+    """
+
+    api_performance: float = 0.35
+    scalability: float = 0.25
+    ai_processing: float = 0.20
+    infrastructure_efficiency: float = 0.20
+
+    def __post_init__(self) -> None:
+        values = [float(getattr(self, f.name)) for f in fields(self)]
+        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
+            raise ValueError(f"business weights must each be in [0, 1], not {values}")
+        if abs(math.fsum(values) - 1.0) > 1e-6:
+            raise ValueError(f"business weights must sum to 1, not {math.fsum(values):g}")
+
+    @classmethod
+    def from_wire(cls, weights: BusinessImpactWeights | None) -> BusinessWeights:
+        """The directive's weights, or the defaults when it names none."""
+        if weights is None:
+            return cls()
+        return cls(
+            api_performance=weights.api_performance,
+            scalability=weights.scalability,
+            ai_processing=weights.ai_processing,
+            infrastructure_efficiency=weights.infrastructure_efficiency,
+        )
+
+    def weight(self, category: Category) -> float:
+        value: float = getattr(self, category)
+        return value
+
+    def relative(self, category: Category) -> float:
+        """The category's weight over the largest weight: 1 for the heaviest category."""
+        return self.weight(category) / max(self.weight(c) for c in CATEGORIES)
+
+
+DEFAULT_WEIGHTS = BusinessWeights()
+
+CATEGORY: Mapping[tuple[str, str], Category] = MappingProxyType(
+    {
+        # api: user-facing request latency and correctness; throughput is capacity.
+        ("api", "processing_latency"): "api_performance",
+        ("api", "availability"): "api_performance",
+        ("api", "reliability"): "api_performance",
+        ("api", "throughput_capacity"): "scalability",
+        # chat: connections and message rate are capacity; message latency is what a
+        # user feels the way they feel API latency.
+        ("chat", "connection_scaling"): "scalability",
+        ("chat", "processing_latency"): "api_performance",
+        ("chat", "delivery_latency"): "api_performance",
+        # feed: served through the API, so its latency and freshness are API
+        # performance; its cache hit rate is infrastructure efficiency like Redis's.
+        ("feed", "data_access"): "api_performance",
+        ("feed", "processing_latency"): "api_performance",
+        ("feed", "data_staleness"): "api_performance",
+        ("feed", "cache_efficiency"): "infrastructure_efficiency",
+        # ai: everything the models and their pipeline do.
+        ("ai", "ai_processing_speed"): "ai_processing",
+        ("ai", "nlp_computation"): "ai_processing",
+        ("ai", "data_pipeline"): "ai_processing",
+        # infra: how well the shared resources are used.
+        ("infra", "cache_efficiency"): "infrastructure_efficiency",
+        ("infra", "database_latency"): "infrastructure_efficiency",
+        ("infra", "resource_saturation"): "infrastructure_efficiency",
+    }
+)
+"""(catalog domain, bottleneck type) → business category: the one table of that fact."""
+
+DEFAULT_CATEGORY: Category = "api_performance"
+"""For a metric outside the catalog: the user-facing category, the heaviest by default."""
+
+
+def category_of(spec: MetricSpec) -> Category:
+    """The business category a metric's findings count towards."""
+    return CATEGORY.get((spec.domain, spec.bottleneck_type), DEFAULT_CATEGORY)
+
+
+# --- the score -------------------------------------------------------------------
+
+URGENCY_SHARE = 0.45
+GAIN_SHARE = 0.30
+WEIGHT_SHARE = 0.25
+GAIN_CAP_PCT = 100.0
+"""Gains above 100 % (added capacity) count as 100: the score measures need, not headroom."""
+EFFORT_HALF_WEEKS = 8.0
+"""Engineer-weeks that halve a score: two months of one engineer is a big commitment."""
+
+
+def _unit(x: float) -> float:
+    """``x`` clamped to [0, 1]; NaN counts as 0."""
+    return min(max(x, 0.0), 1.0) if not math.isnan(x) else 0.0
+
+
+def effort_factor(effort_weeks: float) -> float:
+    """``1 / (1 + effort / 8)``: 1 week keeps 0.89 of a score, 4 weeks 0.67, 8 weeks 0.5."""
+    effort = effort_weeks if math.isfinite(effort_weeks) and effort_weeks > 0.0 else 0.0
+    return 1.0 / (1.0 + effort / EFFORT_HALF_WEEKS)
+
+
+def score_candidate(
+    urgency: float, gain_pct: float, relative_weight: float, effort_weeks: float
+) -> float:
+    """backend_strategic_score, 0–100, of an approach for one finding.
+
+    ``100 × (0.45·u + 0.30·g + 0.25·w) × 1/(1 + e/8)`` with
+    ``u`` = urgency / 100 (the finding's 1–100), ``g`` = min(expected gain %, 100) / 100,
+    ``w`` = the category's weight / the largest weight, ``e`` = engineer-weeks charged.
+
+    Urgency leads because it already folds in how far off and how fast worsening the
+    metric is; gain and weight then separate approaches and categories. Each term is
+    clamped to [0, 1] (NaN → 0), so the score is finite, in [0, 100], rises with
+    urgency, gain and weight and falls with effort. Raising a category's weight never
+    lowers its items' scores and raises them unless it was already the largest weight;
+    the other categories' scores fall, so its items move up the plan either way.
+    """
+    blend = (
+        URGENCY_SHARE * _unit(urgency / 100.0)
+        + GAIN_SHARE * _unit(min(gain_pct, GAIN_CAP_PCT) / 100.0)
+        + WEIGHT_SHARE * _unit(relative_weight)
+    )
+    return min(max(100.0 * blend * effort_factor(effort_weeks), 0.0), 100.0)
+
+
+_SEVERITY_PHASE: Mapping[Severity, Phase] = MappingProxyType(
+    {
+        "critical": "Phase_1_Critical",
+        "high": "Phase_2_High",
+        "medium": "Phase_3_Medium",
+        "low": "Phase_4_Low",
+    }
+)
+_SCORE_PHASE: tuple[tuple[float, Phase], ...] = (
+    (80.0, "Phase_1_Critical"),
+    (60.0, "Phase_2_High"),
+    (40.0, "Phase_3_Medium"),
+)
+_SEVERITY_RANK: Mapping[Severity, int] = MappingProxyType(
+    {"critical": 0, "high": 1, "medium": 2, "low": 3}
+)
+
+
+def phase_for(severity: Severity, score: float) -> Phase:
+    """The more urgent of the severity's phase and the score's phase (see the module doc)."""
+    by_score: Phase = "Phase_4_Low"
+    for floor, phase in _SCORE_PHASE:
+        if score >= floor:
+            by_score = phase
+            break
+    return min(_SEVERITY_PHASE[severity], by_score, key=PHASES.index)
+
+
+def driving(findings: Iterable[Finding]) -> Finding:
+    """The most severe, then most urgent, then first-named of non-empty ``findings``."""
+    return min(findings, key=lambda f: (_SEVERITY_RANK[f.severity], -f.urgency, f.metric))
+
+
+def _score_floor(phase: Phase) -> float:
+    return next((floor for floor, p in _SCORE_PHASE if p == phase), 0.0)
+
+
+# --- the items -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gain:
+    """Expected improvement in % (the approach's ``measure``), and what backs it."""
+
+    low: float
+    expected: float
+    high: float
+    verifications: int = 0
+    """Verified outcomes behind the figure; 0 is the playbook's prior alone."""
+
+    @property
+    def calibrated(self) -> bool:
+        return self.verifications > 0
+
+    def to_range(self) -> ImprovementRange:
+        return ImprovementRange(low=self.low, expected=self.expected, high=self.high)
+
+
+def prior(approach_key: str, metric: str) -> tuple[float, float, float, int]:
+    """The playbook's range for the approach, backed by no verification (the default)."""
+    del metric  # the prior does not depend on the metric; calibration may
+    a = PLAYBOOK[approach_key]
+    return a.impact_low, a.impact_expected, a.impact_high, 0
+
+
+def _gain(calibrate: Calibration, approach: Approach, metric: str) -> Gain:
+    """The calibrated gain, or the prior when calibration returns anything non-finite."""
+    low, expected, high, verifications = calibrate(approach.key, metric)
+    if not all(math.isfinite(x) for x in (low, expected, high)):
+        low, expected, high, verifications = prior(approach.key, metric)
+    return Gain(low=low, expected=expected, high=high, verifications=max(0, int(verifications)))
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """One target an item fixes: the finding, its category, the gain there and the score."""
+
+    finding: Finding
+    category: Category
+    gain: Gain
+    score: float
+    relative_weight: float
+    """The category's weight over the largest weight, as scored."""
+    effort_share_weeks: float
+    """The approach's effort divided by the number of targets it was a candidate for."""
+
+    @property
+    def metric(self) -> str:
+        return self.finding.metric
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A candidate left out because the implementer reported it infeasible for the metric."""
+
+    approach_key: str
+    metric: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    """One approach in the plan and every target it fixes (best-scoring target first)."""
+
+    recommendation_id: str
+    approach: Approach
+    covers: tuple[Coverage, ...]
+    score: float
+    """0–100: the best of its targets' scores."""
+    phase: Phase
+    rationale: str
+    order: int
+    """0-based position in the plan."""
+    skipped: tuple[Skipped, ...] = ()
+    """Infeasible candidates for this item's targets, passed over for it."""
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(c.metric for c in self.covers)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(c.finding for c in self.covers)
+
+    @property
+    def primary(self) -> Coverage:
+        """The best-scoring target: it names the item and its ``recommendation_id``."""
+        return self.covers[0]
+
+    @property
+    def driving(self) -> Finding:
+        """The most severe (then most urgent) finding the item fixes: it sets the phase."""
+        return driving(self.findings)
+
+    @property
+    def expected_gain_pct(self) -> float:
+        """The expected gain on the primary target."""
+        return self.primary.gain.expected
+
+    def to_entry(self) -> PlanEntry:
+        """The wire entry of ``prioritized_plan``; ``target`` is the primary target."""
+        return PlanEntry(
+            recommendation_id=self.recommendation_id,
+            target=self.primary.metric,
+            approach=self.approach.name,
+            backend_strategic_score=round(self.score, 2),
+            implementation_phase=self.phase,
+        )
+
+
+# --- prioritising ------------------------------------------------------------------
+
+
+def _targets(findings: Sequence[Finding], symptoms: frozenset[str]) -> list[Finding]:
+    """One finding per metric (the most urgent), symptoms left out, in the given order."""
+    best: dict[str, Finding] = {}
+    for f in findings:
+        if f.metric in symptoms:
+            continue
+        kept = best.get(f.metric)
+        if kept is None or (f.urgency, f.judgement.ratio) > (kept.urgency, kept.judgement.ratio):
+            best[f.metric] = f
+    return list(best.values())
+
+
+def _candidates(
+    targets: Sequence[Finding], sinking: Mapping[tuple[str, str], str]
+) -> tuple[dict[str, list[Approach]], list[Skipped]]:
+    viable: dict[str, list[Approach]] = {}
+    skipped: list[Skipped] = []
+    for f in targets:
+        viable[f.metric] = []
+        for approach in approaches_for(f.judgement.spec.bottleneck_type):
+            reason = sinking.get((approach.key, f.metric))
+            if reason is None:
+                viable[f.metric].append(approach)
+            else:
+                skipped.append(Skipped(approach.key, f.metric, reason))
+    return viable, skipped
+
+
+def sunk_candidates(
+    findings: Sequence[Finding],
+    sinking: Mapping[tuple[str, str], str],
+    *,
+    symptoms: frozenset[str] = frozenset(),
+) -> list[Skipped]:
+    """Every candidate ``prioritize`` drops as infeasible, in target order, with the reason.
+
+    A target all of whose candidates are here has no item in the plan: this list is
+    where the report finds why.
+    """
+    return _candidates(_targets(findings, symptoms), sinking)[1]
+
+
+@dataclass(slots=True)
+class _Draft:
+    """An item while the plan is assembled: its targets grow, its phase may be promoted."""
+
+    approach: Approach
+    covers: list[Coverage]
+    score: float = 0.0
+    phase: Phase = "Phase_4_Low"
+    runner_up: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Target → the next-best approach there and its score, for the rationale."""
+    promoted_by: list[str] = field(default_factory=list)
+
+
+def _promote(items: dict[str, _Draft]) -> None:
+    """Give an item at least the phase of any item in the plan that requires it."""
+    changed = True
+    while changed:
+        changed = False
+        for draft in items.values():
+            for key in draft.approach.requires:
+                needed = items.get(key)
+                if needed is not None and PHASES.index(draft.phase) < PHASES.index(needed.phase):
+                    needed.phase = draft.phase
+                    needed.promoted_by.append(draft.approach.key)
+                    changed = True
+
+
+def _ordered(items: dict[str, _Draft]) -> list[_Draft]:
+    """By (phase, −score, key), an item never before one it ``requires``."""
+    remaining = dict(items)
+    out: list[_Draft] = []
+
+    def rank(d: _Draft) -> tuple[int, float, str]:
+        return PHASES.index(d.phase), -d.score, d.approach.key
+
+    while remaining:
+        ready = [
+            d for d in remaining.values() if not any(k in remaining for k in d.approach.requires)
+        ]
+        # The playbook is acyclic (tested); were it not, fall back to rank alone.
+        pick = min(ready or remaining.values(), key=rank)
+        out.append(pick)
+        del remaining[pick.approach.key]
+    return out
+
+
+def _rationale(draft: _Draft, items: Mapping[str, _Draft], skipped: Sequence[Skipped]) -> str:
+    a = draft.approach
+    best = draft.covers[0]
+    f = best.finding
+    share = (
+        f"{fmt(a.effort_weeks)} engineer-weeks"
+        if best.effort_share_weeks == a.effort_weeks
+        else f"{fmt(a.effort_weeks)} engineer-weeks shared by the "
+        f"{round(a.effort_weeks / best.effort_share_weeks)} breached targets it acts on"
+    )
+    parts = [
+        f"{a.key} for {', '.join(c.metric for c in draft.covers)}: score {draft.score:.1f} = "
+        f"100 × (0.45·{_unit(f.urgency / 100):.2f} urgency + "
+        f"0.30·{_unit(min(best.gain.expected, GAIN_CAP_PCT) / 100):.2f} gain + "
+        f"0.25·{best.relative_weight:.2f} {best.category} weight) × "
+        f"{effort_factor(best.effort_share_weeks):.2f} effort ({share})"
+    ]
+    worst = driving(c.finding for c in draft.covers)
+    if draft.promoted_by:
+        why = f"promoted, required by {', '.join(sorted(set(draft.promoted_by)))}"
+    elif _SEVERITY_PHASE[worst.severity] == draft.phase:
+        why = f"{worst.metric} is {worst.severity}"
+    else:
+        why = f"score {draft.score:.1f} ≥ {_score_floor(draft.phase):g}"
+    parts.append(f"{draft.phase}: {why}")
+    for key in a.requires:
+        where = "earlier in this plan" if key in items else "not in this plan"
+        parts.append(f"needs {key} first ({where})")
+    for c in draft.covers:
+        if c.metric in draft.runner_up:
+            other, score = draft.runner_up[c.metric]
+            parts.append(f"next best for {c.metric}: {other} {score:.1f}")
+    parts.extend(f"{s.approach_key} not chosen for {s.metric}: {s.reason}" for s in skipped)
+    return "; ".join(parts)
+
+
+def prioritize(
+    task_id: str,
+    findings: Sequence[Finding],
+    *,
+    weights: BusinessWeights = DEFAULT_WEIGHTS,
+    calibrate: Calibration | None = None,
+    symptoms: frozenset[str] = frozenset(),
+    sinking: Mapping[tuple[str, str], str] = MappingProxyType({}),
+) -> list[PlannedItem]:
+    """The prioritised plan for ``findings`` (the module doc says how, step by step).
+
+    ``calibrate`` gives the expected gain per (approach, metric), the playbook prior by
+    default; ``symptoms`` are metrics whose cause is another finding; ``sinking`` maps
+    (approach key, metric) to why the implementer found it infeasible. Deterministic:
+    the same inputs give the same items, ids and order.
+    """
+    calibration = calibrate or prior
+    targets = _targets(findings, symptoms)
+    viable, skipped = _candidates(targets, sinking)
+    reach: dict[str, int] = {}
+    for approaches in viable.values():
+        for a in approaches:
+            reach[a.key] = reach.get(a.key, 0) + 1
+
+    drafts: dict[str, _Draft] = {}
+    for f in targets:
+        category = category_of(f.judgement.spec)
+        relative = weights.relative(category)
+        scored: list[tuple[Approach, Coverage]] = []
+        for a in viable[f.metric]:
+            gain = _gain(calibration, a, f.metric)
+            share = a.effort_weeks / reach[a.key]
+            score = score_candidate(f.urgency, gain.expected, relative, share)
+            scored.append((a, Coverage(f, category, gain, score, relative, share)))
+        if not scored:
+            continue
+        # max() keeps the first of equal scores: the playbook's order breaks ties.
+        approach, best = max(scored, key=lambda ac: ac[1].score)
+        draft = drafts.get(approach.key)
+        if draft is None:
+            draft = drafts[approach.key] = _Draft(approach, [])
+        draft.covers.append(best)
+        others = [(a.key, c.score) for a, c in scored if a is not approach]
+        if others:
+            draft.runner_up[f.metric] = max(others, key=lambda o: o[1])
+
+    for draft in drafts.values():
+        draft.covers.sort(key=lambda c: (-c.score, -c.finding.urgency, c.metric))
+        draft.score = draft.covers[0].score
+        draft.phase = phase_for(driving(c.finding for c in draft.covers).severity, draft.score)
+    _promote(drafts)
+
+    items = []
+    for order, draft in enumerate(_ordered(drafts)):
+        mine = [s for s in skipped if s.metric in {c.metric for c in draft.covers}]
+        items.append(
+            PlannedItem(
+                recommendation_id=recommendation_id(
+                    task_id, draft.covers[0].metric, draft.approach.key
+                ),
+                approach=draft.approach,
+                covers=tuple(draft.covers),
+                score=draft.score,
+                phase=draft.phase,
+                rationale=_rationale(draft, drafts, mine),
+                order=order,
+                skipped=tuple(mine),
+            )
+        )
+    return items
