@@ -32,12 +32,6 @@ class InvalidParams(AgentError):
     code = ErrorCode.INVALID_PARAMS
 
 
-class NotImplementedTask(AgentError):
-    """A registered task type whose strategy has not landed yet: said, never faked."""
-
-    code = ErrorCode.NOT_IMPLEMENTED
-
-
 class Overloaded(AgentError):
     """The bounded work queue is full; the caller should retry later."""
 
