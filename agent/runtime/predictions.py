@@ -7,36 +7,17 @@ baseline are published.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from protocols.messages import (
-    Direction,
-    ImprovementRange,
-    OptimizationPlan,
-    PerformanceBaseline,
-)
-
-
-class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
-    recommendation_id: str
-    task_id: str
-    plan_id: str
-    baseline_id: str
-    metric: str
-    approach: str
-    direction: Direction
-    baseline_value: float
-    target_value: float
-    expected_improvement_pct: ImprovementRange
-    expected_value: float
-    created_at: datetime
-
+from agent.learning.records import PredictionRecord
+from agent.planning.playbook import PLAYBOOK
+from protocols.messages import OptimizationPlan, PerformanceBaseline
 
 ENCODER = msgspec.json.Encoder()
+APPROACH_KEYS = {approach.name: key for key, approach in PLAYBOOK.items()}
+"""Display name (on the wire) → playbook key."""
 _DECODER = msgspec.json.Decoder(PredictionRecord)
 
 
@@ -72,6 +53,7 @@ def prediction_records(
                 baseline_id=baseline.baseline_id,
                 metric=p.metric,
                 approach=p.approach,
+                approach_key=APPROACH_KEYS.get(p.approach, ""),
                 direction=metric.direction,
                 baseline_value=metric.value,
                 target_value=metric.target,

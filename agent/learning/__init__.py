@@ -1,0 +1,1 @@
+"""The learning loop's pure core: outcomes, summaries, calibration, effectiveness."""
