@@ -1,4 +1,4 @@
-"""What the learning loop remembers: the predictions it made, as stored in KV by recommendation id."""
+"""What the learning loop remembers: each prediction made, in KV by recommendation id."""
 
 from __future__ import annotations
 
