@@ -23,6 +23,7 @@ from agent.config import Settings
 from agent.runtime.counters import Counters
 from agent.runtime.dispatcher import Dispatcher, Inbound
 from agent.runtime.pool import WorkPool
+from agent.runtime.reader import StreamReader
 from protocols import subjects
 
 log = logging.getLogger(__name__)
@@ -161,81 +162,35 @@ def max_deliveries_subject(stream: str, durable: str) -> str:
     return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
 
 
-class MaxDeliveriesWatcher:
+def max_deliveries_reader(
+    js: JetStreamContext, agent_id: str, advisories: str, tasks: str, dispatcher: Dispatcher
+) -> StreamReader:
     """Answers tasks the server stopped delivering (the agent died on each try, e.g. OOM).
 
     The advisories are captured in a stream, so one raised while no agent was alive is
     handled by the next one to start: the task is dead-lettered and answered ``failed``.
     """
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        agent_id: str,
-        advisories: str,
-        tasks: str,
-        dispatcher: Dispatcher,
-    ) -> None:
-        self.js = js
-        self.advisories = advisories
-        self.tasks = tasks
-        self.dispatcher = dispatcher
-        self.durable = f"{agent_id}-max-deliveries"
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
-        while not self._stopping.is_set():
-            try:
-                if sub is None:
-                    sub = await self.js.pull_subscribe(
-                        "",
-                        durable=self.durable,
-                        stream=self.advisories,
-                        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=20),
-                    )
-                msgs = await sub.fetch(8, timeout=FETCH_WAIT_S)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except Exception as exc:
-                log.warning("watching max-deliveries advisories failed (%r)", exc)
-                sub = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 2.0)
-                continue
-            for advisory in msgs:
-                try:
-                    await self._handle(advisory.data)
-                except Exception:
-                    log.exception("could not handle a max-deliveries advisory; will retry")
-                    with contextlib.suppress(Exception):
-                        await advisory.nak(delay=5.0)
-                    continue
-                await advisory.ack()
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _handle(self, data: bytes) -> None:
-        event = json.loads(data)
+    async def handle(advisory: Msg) -> None:
+        event = json.loads(advisory.data)
         seq, deliveries = int(event["stream_seq"]), int(event.get("deliveries", 0))
         try:
-            raw = await self.js.get_msg(self.tasks, seq)
+            raw = await js.get_msg(tasks, seq)
         except NotFoundError:
-            log.warning(
-                "task %s:%d ran out of deliveries and is gone from the stream", self.tasks, seq
-            )
+            log.warning("task %s:%d ran out of deliveries and is gone from the stream", tasks, seq)
             return
         inbound = Inbound(
-            raw.subject or "", raw.data or b"", raw.headers, "jetstream", f"{self.tasks}:{seq}"
+            raw.subject or "", raw.data or b"", raw.headers, "jetstream", f"{tasks}:{seq}"
         )
         log.error(
-            "task %s:%d ran out of deliveries (%d); answering it failed",
-            self.tasks,
-            seq,
-            deliveries,
+            "task %s:%d ran out of deliveries (%d); answering it failed", tasks, seq, deliveries
         )
-        await self.dispatcher.give_up(inbound, deliveries, "the server stopped delivering it")
+        await dispatcher.give_up(inbound, deliveries, "the server stopped delivering it")
+
+    return StreamReader(
+        js,
+        stream=advisories,
+        subject=max_deliveries_subject(tasks, f"{agent_id}-tasks"),
+        durable=f"{agent_id}-max-deliveries",
+        handler=handle,
+    )

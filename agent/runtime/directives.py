@@ -8,18 +8,16 @@ passed) is no longer in force. A directive that cannot be decoded is dead-letter
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
-import nats.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from agent.runtime.dispatcher import Dispatcher, Inbound, Refusal
+from agent.runtime.reader import StreamReader
 from protocols import ProtocolError, StrategicDirective, decode, subjects
 
 log = logging.getLogger(__name__)
@@ -62,77 +60,34 @@ class DirectiveStore:
         return True
 
 
-class DirectiveConsumer:
-    """A durable pull consumer on ``swarm.directives.<agent>`` feeding the store."""
+def directive_reader(
+    js: JetStreamContext,
+    agent_id: str,
+    stream: str,
+    store: DirectiveStore,
+    dispatcher: Dispatcher,
+) -> StreamReader:
+    """A durable reader of ``swarm.directives.<agent>`` feeding ``store``."""
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        agent_id: str,
-        stream: str,
-        store: DirectiveStore,
-        dispatcher: Dispatcher,
-    ) -> None:
-        self.js = js
-        self.agent_id = agent_id
-        self.stream = stream
-        self.store = store
-        self.dispatcher = dispatcher
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
-        while not self._stopping.is_set():
-            try:
-                if sub is None:
-                    sub = await self.js.pull_subscribe(
-                        subjects.directives(self.agent_id),
-                        durable=f"{self.agent_id}-directives",
-                        stream=self.stream,
-                        config=ConsumerConfig(
-                            ack_policy=AckPolicy.EXPLICIT,
-                            deliver_policy=DeliverPolicy.ALL,
-                            max_deliver=10,
-                        ),
-                    )
-                msgs = await sub.fetch(8, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except Exception as exc:
-                log.warning("reading directives failed (%r); retrying", exc)
-                sub = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 2.0)
-                continue
-            for msg in msgs:
-                try:
-                    await self._handle(msg.subject, msg.data, msg.headers, msg.metadata)
-                except Exception:
-                    log.exception("could not apply a directive; it will be redelivered")
-                    with contextlib.suppress(Exception):
-                        await msg.nak(delay=2.0)
-                    continue
-                await msg.ack()
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _handle(
-        self, subject: str, data: bytes, headers: dict[str, str] | None, meta: object
-    ) -> None:
-        seq = getattr(getattr(meta, "sequence", None), "stream", None)
+    async def handle(msg: Msg) -> None:
         try:
-            directive = decode(StrategicDirective, data)
+            directive = decode(StrategicDirective, msg.data)
         except ProtocolError as exc:
-            await self.dispatcher.dead_letter(
-                Inbound(subject, data, headers, "jetstream", f"{self.stream}:{seq}"),
+            seq = msg.metadata.sequence.stream
+            await dispatcher.dead_letter(
+                Inbound(msg.subject, msg.data, msg.headers, "jetstream", f"{stream}:{seq}"),
                 Refusal(exc.code, exc.message, None),
             )
             return
-        applied = await self.store.offer(directive, data)
+        applied = await store.offer(directive, msg.data)
         log.info(
             "directive %s %s", directive.directive_id, "in force" if applied else "older; ignored"
         )
+
+    return StreamReader(
+        js,
+        stream=stream,
+        subject=subjects.directives(agent_id),
+        durable=f"{agent_id}-directives",
+        handler=handle,
+    )

@@ -21,15 +21,16 @@ from nats.micro.service import Service
 
 from agent.config import Settings
 from agent.runtime.connection import connect
-from agent.runtime.consumer import MaxDeliveriesWatcher, TaskConsumer, max_deliveries_subject
+from agent.runtime.consumer import TaskConsumer, max_deliveries_reader, max_deliveries_subject
 from agent.runtime.counters import Counters
-from agent.runtime.directives import DirectiveConsumer, DirectiveStore
+from agent.runtime.directives import DirectiveStore, directive_reader
 from agent.runtime.dispatcher import Clock, Dispatcher, utc_now
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.kv import open_bucket
 from agent.runtime.pool import WorkPool
 from agent.runtime.predictions import Predictions
 from agent.runtime.publisher import Publisher
+from agent.runtime.reader import StreamReader
 from agent.runtime.service import start_service
 from agent.runtime.streams import StreamSpec, ensure_stream, ensure_streams
 from agent.runtime.task_records import TaskRecords
@@ -60,9 +61,9 @@ class AgentNode:
         self.streams: dict[str, str] = {}
         self._stack = AsyncExitStack()
         self._consumer_task: asyncio.Task[None] | None = None
-        self.watcher: MaxDeliveriesWatcher | None = None
+        self.watcher: StreamReader | None = None
         self.directive_store: DirectiveStore | None = None
-        self.directive_consumer: DirectiveConsumer | None = None
+        self.directive_consumer: StreamReader | None = None
         self._directives_task: asyncio.Task[None] | None = None
         self._watcher_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -137,7 +138,7 @@ class AgentNode:
             directives=self.directive_store,
             predictions=predictions,
         )
-        self.directive_consumer = DirectiveConsumer(
+        self.directive_consumer = directive_reader(
             js, settings.agent_id, self.streams["DIRECTIVES"], self.directive_store, self.dispatcher
         )
         self._directives_task = asyncio.create_task(
@@ -160,7 +161,7 @@ class AgentNode:
                 "tasks the server stopped delivering",
             ),
         )
-        self.watcher = MaxDeliveriesWatcher(
+        self.watcher = max_deliveries_reader(
             js, settings.agent_id, advisories, self.streams["TASKS"], self.dispatcher
         )
         self._watcher_task = asyncio.create_task(self.watcher.run(), name="max-deliveries")
