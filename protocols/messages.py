@@ -322,6 +322,8 @@ class PlanningReport(Struct, frozen=True, kw_only=True):
     skipped: list[dict[str, Any]] = []
     """Approaches left out and why (infeasible for a target, a symptom of another item)."""
     data_quality: dict[str, Any] = {}
+    learning_report: dict[str, Any] = {}
+    """Analysis effectiveness from verified history: accuracy, prediction error, shares."""
 
 
 # --- to Hephaestus and Athena ------------------------------------------------------

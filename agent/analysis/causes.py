@@ -200,6 +200,11 @@ def _link(
     rho = correlation(c_obs, s_obs)
     timed = [t for t in (_timed(s_obs.series), _timed(c_obs.series)) if t is not None]
     tolerance = max((_step(ts) for ts, _ in timed), default=0.0)
+    if len(timed) == 2 and c_at is not None and s_at is not None:
+        started = max(float(ts[0]) for ts, _ in timed)
+        if c_at <= started + tolerance and s_at <= started + tolerance:
+            # both were breached when the window began: no order was observed
+            c_at = s_at = None
     score = (
         W_DEPENDENCY * strength
         + W_ONSET * _onset_score(c_at, s_at, tolerance)

@@ -23,6 +23,7 @@ import msgspec
 
 from agent.config import Settings
 from agent.errors import AgentError, PayloadTooLarge
+from agent.learning.state import LearningState
 from agent.planning.handoff import handoff
 from agent.runtime.counters import Counters
 from agent.runtime.predictions import ENCODER as PREDICTION_ENCODER
@@ -55,6 +56,12 @@ Clock = Callable[[], datetime]
 
 class DirectiveSource(Protocol):
     async def in_force(self, now: datetime) -> StrategicDirective | None: ...
+
+
+class LearningSource(Protocol):
+    async def snapshot(self) -> LearningState: ...
+
+    async def plan_issued(self, plan_id: str, items: int) -> None: ...
 
 
 DEAD_LETTER_OVERHEAD = 16 * 1024
@@ -105,6 +112,7 @@ class Dispatcher:
         counters: Counters | None = None,
         directives: DirectiveSource | None = None,
         predictions: Predictions | None = None,
+        learning: LearningSource | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -114,6 +122,7 @@ class Dispatcher:
         self.counters = counters or Counters()
         self.directives = directives
         self.predictions = predictions
+        self.learning = learning
 
     # --- entry points ----------------------------------------------------------------
 
@@ -242,6 +251,7 @@ class Dispatcher:
             business_weights=self.settings.business_weights,
             scaling_triggers=self.settings.scaling_triggers,
             directive=await self.directives.in_force(started) if self.directives else None,
+            learning=await self.learning.snapshot() if self.learning else None,
         )
         error: ErrorInfo | None = None
         outputs: list[Output] = []
@@ -321,6 +331,13 @@ class Dispatcher:
                 msg_id=baseline.baseline_id,
             )
         )
+        outputs.append(
+            Output(
+                kind="plan_issued",
+                target=plan.plan_id,
+                payload=msgspec.Raw(msgspec.json.encode({"items": len(plan.items)})),
+            )
+        )
         return outputs
 
     async def _store(
@@ -349,6 +366,9 @@ class Dispatcher:
                     await self.publisher.to_stream(
                         output.target, bytes(output.payload), msg_id=output.msg_id
                     )
+                elif output.kind == "plan_issued" and self.learning is not None:
+                    items = int(msgspec.json.decode(bytes(output.payload))["items"])
+                    await self.learning.plan_issued(output.target, items)
             await self.publisher.to_stream(
                 subjects.results(self.settings.agent_id, task_type),
                 payload,

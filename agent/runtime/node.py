@@ -27,6 +27,7 @@ from agent.runtime.directives import DirectiveStore, directive_reader
 from agent.runtime.dispatcher import Clock, Dispatcher, utc_now
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.kv import open_bucket
+from agent.runtime.learning import LearningStore, learning_readers
 from agent.runtime.pool import WorkPool
 from agent.runtime.predictions import Predictions
 from agent.runtime.publisher import Publisher
@@ -65,6 +66,9 @@ class AgentNode:
         self.directive_store: DirectiveStore | None = None
         self.directive_consumer: StreamReader | None = None
         self._directives_task: asyncio.Task[None] | None = None
+        self.learning: LearningStore | None = None
+        self.learning_readers: list[StreamReader] = []
+        self._learning_tasks: list[asyncio.Task[None]] = []
         self._watcher_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self.fatal: str | None = None
@@ -138,6 +142,15 @@ class AgentNode:
             directives=self.directive_store,
             predictions=predictions,
         )
+        self.learning = await LearningStore.open(js, settings)
+        self.dispatcher.learning = self.learning
+        self.learning_readers = learning_readers(
+            js, settings, self.streams, self.learning, predictions, self.dispatcher
+        )
+        self._learning_tasks = [
+            asyncio.create_task(r.run(), name=f"learning-{r.durable}")
+            for r in self.learning_readers
+        ]
         self.directive_consumer = directive_reader(
             js, settings.agent_id, self.streams["DIRECTIVES"], self.directive_store, self.dispatcher
         )
@@ -178,6 +191,10 @@ class AgentNode:
             _stop_loop(self.consumer, self._consumer_task),
             _stop_loop(self.watcher, self._watcher_task),
             _stop_loop(self.directive_consumer, self._directives_task),
+            *(
+                _stop_loop(r, t)
+                for r, t in zip(self.learning_readers, self._learning_tasks, strict=True)
+            ),
         )
         if self.service is not None:
             with contextlib.suppress(Exception):

@@ -22,9 +22,9 @@ from agent.runtime.kv import open_bucket
 class Output(msgspec.Struct, frozen=True, kw_only=True):
     """Something a completed task sends besides its result, made once with the result."""
 
-    kind: Literal["publish", "prediction"]
+    kind: Literal["publish", "prediction", "plan_issued"]
     target: str
-    """The subject (publish) or the recommendation id (prediction)."""
+    """The subject (publish), the recommendation id (prediction) or the plan id."""
     payload: msgspec.Raw
     msg_id: str = ""
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agent.learning.state import LearningState
 from agent.store import MetricStore
 from protocols import AnalysisReport, PlanningReport, StrategicDirective, TaskParams, TaskType
 
@@ -29,6 +30,8 @@ class TaskContext:
     """Configured business weights by category (empty: the specification's)."""
     scaling_triggers: Mapping[str, float] = field(default_factory=dict)
     """Configured scaling triggers by metric, over the specification's."""
+    learning: LearningState | None = None
+    """What verified outcomes taught (calibration, infeasible approaches); None: nothing yet."""
 
 
 Report = AnalysisReport | PlanningReport

@@ -28,7 +28,9 @@ from agent.analysis.series import Series, bucketize, counter_rate, parse_window
 from agent.analysis.slo import slo_status
 from agent.analysis.trend import MIN_SAMPLES
 from agent.errors import InsufficientData
-from agent.planning.recommend import recommend, resolve_target
+from agent.learning.calibration import calibration_from
+from agent.learning.state import sinking
+from agent.planning.recommend import Calibration, prior, recommend, resolve_target
 from agent.store import MetricStore, store_from_params
 from agent.strategies.base import TaskContext
 from protocols.messages import (
@@ -198,6 +200,16 @@ class Assessment:
     slo: dict[str, SloStatus]
 
 
+def calibration_of(ctx: TaskContext) -> Calibration:
+    """The playbook's priors blended with what was verified (the priors alone before that)."""
+    return calibration_from(ctx.learning.summaries) if ctx.learning is not None else prior
+
+
+def sinking_of(ctx: TaskContext) -> dict[tuple[str, str], str]:
+    """(approach, metric) pairs Hephaestus reported infeasible, with the reason given."""
+    return sinking(ctx.learning.infeasible) if ctx.learning is not None else {}
+
+
 def targets_of(ctx: TaskContext) -> tuple[Mapping[str, float], Mapping[str, float]]:
     """(task targets, standing targets): a directive's targets override the configuration's."""
     standing = dict(ctx.target_overrides)
@@ -318,7 +330,13 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
         window=a.window,
         performance={name: j.to_performance() for name, j in a.judged.items()},
         bottlenecks=bottlenecks_of(a),
-        recommendations=recommend(ctx.task_id, a.findings, symptoms=a.symptoms),
+        recommendations=recommend(
+            ctx.task_id,
+            a.findings,
+            symptoms=a.symptoms,
+            calibrate=calibration_of(ctx),
+            sinking=sinking_of(ctx),
+        ),
         data_quality=data_quality(ctx, scope, a),
         change_points=a.change_points,
         outliers=a.outliers,

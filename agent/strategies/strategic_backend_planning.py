@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from agent.analysis.catalog import CATALOG
+from agent.learning.effectiveness import effectiveness
 from agent.planning.capacity import capacity_projections
 from agent.planning.handoff import plan_id_for
 from agent.planning.prioritize import (
@@ -37,7 +38,9 @@ from agent.strategies.domain import (
     DomainScope,
     assess,
     bottlenecks_of,
+    calibration_of,
     data_quality,
+    sinking_of,
 )
 from protocols.messages import (
     InfrastructureRoi,
@@ -98,7 +101,9 @@ def _recommendation(item: PlannedItem) -> Recommendation:
         type=RECOMMENDATION_TYPE[c.finding.severity],
         target=c.metric,
         approach=item.approach.name,
-        expected_improvement=improvement_text(item.approach, c.finding.judgement.spec),
+        expected_improvement=improvement_text(
+            item.approach, c.finding.judgement.spec, (c.gain.low, c.gain.expected, c.gain.high)
+        ),
         expected_improvement_pct=c.gain.to_range(),
         effort=f"{item.approach.effort_weeks:g} engineer-weeks",
         effort_weeks=item.approach.effort_weeks,
@@ -116,7 +121,15 @@ def analyze(ctx: TaskContext) -> PlanningReport:
     a = assess(ctx, DOMAIN)
     weights, weights_source = weights_for(ctx)
     findings = [f for f in a.findings if f.metric not in a.symptoms]
-    items = prioritize(ctx.task_id, a.findings, weights=weights, symptoms=a.symptoms)
+    sunk = sinking_of(ctx)
+    items = prioritize(
+        ctx.task_id,
+        a.findings,
+        weights=weights,
+        symptoms=a.symptoms,
+        calibrate=calibration_of(ctx),
+        sinking=sunk,
+    )
     roi = infrastructure_roi(items, findings, weights=weights)
     triggers = {**SCALING_TRIGGERS, **ctx.scaling_triggers}
     projections = capacity_projections(
@@ -132,7 +145,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
     ]
     skipped += [
         {"approach": s.approach_key, "metric": s.metric, "reason": s.reason}
-        for s in sunk_candidates(a.findings, {}, symptoms=a.symptoms)
+        for s in sunk_candidates(a.findings, sunk, symptoms=a.symptoms)
     ]
     quality = data_quality(ctx, DOMAIN, a)
     quality["business_weights"] = {
@@ -165,4 +178,5 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         recommendations=[_recommendation(item) for item in items],
         skipped=skipped,
         data_quality=quality,
+        learning_report=effectiveness(ctx.learning) if ctx.learning is not None else {},
     )

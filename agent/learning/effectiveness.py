@@ -1,0 +1,115 @@
+"""Analysis effectiveness (the specification's term): how right the strategist has been.
+
+Every figure says what it was computed from (``basis``, with numerator and
+denominator), and is None with a ``reason`` when there is nothing to compute it over,
+never a made-up 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.learning.state import LearningState, OutcomeSummary
+
+
+def _figure(numerator: float, denominator: float, basis: str, empty: str) -> dict[str, Any]:
+    """A share or mean ``numerator / denominator``, or None with ``empty`` as the reason."""
+    if denominator <= 0:
+        return {
+            "value": None,
+            "numerator": numerator,
+            "denominator": denominator,
+            "basis": basis,
+            "reason": empty,
+        }
+    return {
+        "value": numerator / denominator,
+        "numerator": numerator,
+        "denominator": denominator,
+        "basis": basis,
+    }
+
+
+def _accuracy(successes: int, count: int) -> dict[str, Any]:
+    return _figure(
+        successes,
+        count,
+        "verified outcomes that moved the metric the predicted way, over all verified outcomes",
+        "no verified outcome yet",
+    )
+
+
+def _mape(error_sum: float, count: int) -> dict[str, Any]:
+    return _figure(
+        error_sum,
+        count,
+        "mean of |predicted − actual| / max(|actual|, 1 point) × 100 over verified outcomes, %",
+        "no verified outcome yet",
+    )
+
+
+def _by_approach(summaries: list[OutcomeSummary]) -> dict[str, Any]:
+    groups: dict[str, list[OutcomeSummary]] = {}
+    for s in summaries:
+        groups.setdefault(s.approach_key, []).append(s)
+    out: dict[str, Any] = {}
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda s: s.metric)
+        count = sum(s.count for s in group)
+        out[key] = {
+            "verifications": count,
+            "recommendation_accuracy": _accuracy(sum(s.successes for s in group), count),
+            "prediction_error_mape": _mape(sum(s.abs_pct_error_sum for s in group), count),
+            "metrics": {
+                s.metric: {
+                    "verifications": s.count,
+                    "success_rate": s.success_rate,
+                    "mean_ratio": s.mean_ratio,
+                    "ratio_quantiles": s.ratio_quantiles(),
+                    "mape": s.mape,
+                }
+                for s in group
+            },
+        }
+    return out
+
+
+def effectiveness(state: LearningState) -> dict[str, Any]:
+    """The effectiveness figures of ``state`` (module doc); plain JSON-ready data."""
+    summaries = list(state.summaries.values())
+    outcomes = sum(s.count for s in summaries)
+    totals = state.totals
+    statuses = [status for p in state.plans.values() for status in p.statuses.values()]
+    verified_plans = sum(1 for p in state.plans.values() if p.verified)
+    no_plans = "no plan issued yet"
+    return {
+        "recommendation_accuracy": _accuracy(sum(s.successes for s in summaries), outcomes),
+        "prediction_error_mape": _mape(sum(s.abs_pct_error_sum for s in summaries), outcomes),
+        "by_approach": _by_approach(summaries),
+        "implemented_share": _figure(
+            statuses.count("implemented"),
+            totals.items_issued,
+            "plan items whose latest reported status is implemented, over plan items issued",
+            no_plans,
+        ),
+        "rejected_share": _figure(
+            statuses.count("rejected"),
+            totals.items_issued,
+            "plan items whose latest reported status is rejected, over plan items issued",
+            no_plans,
+        ),
+        "plans_verified_share": _figure(
+            verified_plans,
+            totals.plans_issued,
+            "plans with at least one verified outcome, over plans issued",
+            no_plans,
+        ),
+        "verified_outcomes": outcomes,
+        "verifications": totals.verifications,
+        "unknown_verifications": totals.unknown_verifications,
+        "undefined_verifications": totals.undefined_verifications,
+        "updates": totals.updates,
+        "unknown_updates": totals.unknown_updates,
+        "plans_issued": totals.plans_issued,
+        "items_issued": totals.items_issued,
+    }
