@@ -11,6 +11,7 @@ import sys
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -83,6 +84,55 @@ def cmd_run(args: argparse.Namespace) -> int:
             provider.shutdown()
 
 
+async def _learning(settings: Settings, action: str) -> dict[str, Any]:
+    from agent.learning.effectiveness import effectiveness
+    from agent.runtime.connection import connect
+    from agent.runtime.learning import LearningStore
+
+    nc = await connect(settings, settings.servers)
+    try:
+        store = await LearningStore.open(nc.jetstream(), settings)
+        if action == "rebuild":
+            state = await store.rebuild()
+            return {
+                "rebuilt": True,
+                "summaries": len(state.summaries),
+                "plans": len(state.plans),
+                "infeasible": state.infeasible,
+                "effectiveness": effectiveness(state),
+            }
+        return effectiveness(await store.snapshot())
+    finally:
+        await nc.drain()
+
+
+def cmd_learning(args: argparse.Namespace) -> int:
+    """Show what verified outcomes taught (``show``), or rebuild it from the event log."""
+    settings = _settings()
+    if not settings.servers:
+        print("learning needs a running swarm: set NATS_URL", file=sys.stderr)
+        return EXIT_USAGE
+    settings = settings.model_copy(update={"nats_start_retry_max_s": 10.0})
+    result = asyncio.run(_learning(settings, args.action))
+    if args.json or args.action == "rebuild":
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return EXIT_OK
+    for name in (
+        "recommendation_accuracy",
+        "prediction_error_mape",
+        "implemented_share",
+        "rejected_share",
+        "plans_verified_share",
+    ):
+        figure = result.get(name)
+        if isinstance(figure, dict):
+            value = figure.get("value")
+            shown = "n/a" if value is None else f"{value:.3g}"
+            print(f"{name:<28} {shown:>8}  {figure.get('basis') or figure.get('reason', '')}")
+    print(f"{'verifications':<28} {result.get('verifications', 0):>8}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prometheus-backend",
@@ -99,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help=cmd_schema.__doc__, description=cmd_schema.__doc__)
     schema.add_argument("-o", "--output", help="file to write (default: stdout)")
     schema.set_defaults(func=cmd_schema)
+    learning = sub.add_parser(
+        "learning", help=cmd_learning.__doc__, description=cmd_learning.__doc__
+    )
+    learning.add_argument("action", choices=("show", "rebuild"))
+    learning.add_argument("--json", action="store_true", help="print the figures as JSON")
+    learning.set_defaults(func=cmd_learning)
     return parser
 
 
