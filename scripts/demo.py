@@ -20,6 +20,7 @@ from typing import Any
 
 import nats
 import numpy as np
+import swarm_sim  # scripts/ is on the path when this file runs
 
 from agent.config import Settings
 from agent.reports.text import render_text
@@ -93,9 +94,31 @@ async def demo(args: argparse.Namespace) -> int:
             result = json.loads(msg.data)
         finally:
             await nc.drain()
-    print(render_text(result))
-    if args.json:
-        print(json.dumps(result, indent=2))
+        print(render_text(result))
+        if args.json:
+            print(json.dumps(result, indent=2))
+        if args.rounds > 0:
+            print(
+                f"\nclosed loop: {args.rounds} rounds of Helios → plan → Hephaestus applies → "
+                "Athena verifies → the agent calibrates (scripts/swarm_sim.py)",
+            )
+            print(swarm_sim.format_truth())
+            print(swarm_sim.HEADER)
+            stats = await swarm_sim.run_loop(
+                node.url,
+                settings.agent_id,
+                settings.hephaestus_id,
+                settings.athena_id,
+                rounds=args.rounds,
+                seed=args.seed,
+                on_round=lambda s: print(swarm_sim.format_row(s), flush=True),
+            )
+            first, last = stats[0], stats[-1]
+            print(
+                f"prediction error {first.prediction_error_pct:.1f} % → "
+                f"{last.prediction_error_pct:.1f} %, accuracy {last.accuracy_pct:.0f} % "
+                f"in round {last.round}"
+            )
     return 0 if result["status"] == "completed" else 1
 
 
@@ -105,6 +128,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a result")
     parser.add_argument("--json", action="store_true", help="also print the raw task_result")
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="closed-loop learning rounds after it (default 6)"
+    )
     parser.add_argument("--state-dir", help="agent state (default: a fresh temporary directory)")
     args = parser.parse_args()
     setup_logging("INFO", "text")
