@@ -115,6 +115,35 @@ class Settings(BaseSettings):
         "api_response_time 100",
     )
 
+    # --- live metric sources -------------------------------------------------------
+    kpi_enabled: bool = Field(
+        default=True, description="Ingest kpi_batch/v1 from swarm.kpi.backend.> into the store."
+    )
+    kpi_stream: bool = Field(
+        default=True,
+        description="Keep KPI batches in a JetStream stream, so a restarted agent replays "
+        "the last window instead of starting blind.",
+    )
+    kpi_stream_max_age_s: float = Field(default=86_400.0, gt=0)
+    kpi_pending_msgs_limit: int = Field(default=10_000, ge=1)
+    kpi_pending_bytes_limit: int = Field(default=64 * 1024 * 1024, ge=1024)
+    store_max_samples_per_series: int = Field(default=20_000, ge=10)
+    store_max_series: int = Field(default=10_000, ge=1)
+    store_max_age_s: float = Field(default=7 * 86_400, gt=0)
+    prometheus_url: str | None = Field(
+        default=None, description="Prometheus HTTP API base URL, e.g. http://127.0.0.1:9090"
+    )
+    prometheus_queries: dict[str, str] = Field(
+        default_factory=dict, description="metric → PromQL, over the defaults"
+    )
+    prometheus_timeout_s: float = Field(default=10.0, gt=0)
+    prometheus_retries: int = Field(default=3, ge=1, le=10)
+    default_source: Literal["auto", "inline", "kpi", "prometheus"] = Field(
+        default="auto",
+        description="Where a task without inline data reads from: auto = Prometheus when "
+        "configured, else the KPI store.",
+    )
+
     # --- process -----------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
     embedded_port: int = Field(default=0, ge=0, le=65_535, description="0 = a free port.")

@@ -32,6 +32,17 @@ class InvalidParams(AgentError):
     code = ErrorCode.INVALID_PARAMS
 
 
+class SourceUnavailable(AgentError):
+    """A metric source failed (down, an error, a timeout); the message names the source."""
+
+    code = ErrorCode.SOURCE_UNAVAILABLE
+    retryable = True
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
 class Overloaded(AgentError):
     """The bounded work queue is full; the caller should retry later."""
 

@@ -23,6 +23,8 @@ class ErrorCode(enum.StrEnum):
     INVALID_PARAMS = "invalid_params"
     """``params`` that decode but cannot be used (an unknown metric, a malformed window)."""
     NOT_IMPLEMENTED = "not_implemented"
+    SOURCE_UNAVAILABLE = "source_unavailable"
+    """A live metric source (Prometheus, the KPI store) could not give the data asked for."""
     OVERLOADED = "overloaded"
     MAX_DELIVERIES = "max_deliveries"
     """A durable task that could not be answered within its delivery budget."""
