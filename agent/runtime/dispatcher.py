@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 
+from agent.analysis.series import parse_window
 from agent.config import Settings
-from agent.errors import AgentError, PayloadTooLarge
+from agent.errors import AgentError, InvalidParams, PayloadTooLarge
 from agent.learning.state import LearningState
 from agent.planning.handoff import handoff
 from agent.runtime.counters import Counters
@@ -30,7 +32,8 @@ from agent.runtime.predictions import ENCODER as PREDICTION_ENCODER
 from agent.runtime.predictions import Predictions, prediction_records
 from agent.runtime.publisher import Publisher
 from agent.runtime.task_records import Output, TaskRecord, TaskRecords
-from agent.strategies import ROUTES, Report, Strategy, TaskContext
+from agent.store import MetricStore
+from agent.strategies import ROUTES, Report, Strategy, TaskContext, task_window
 from agent.telemetry import tracing
 from agent.telemetry.logs import task_id_var
 from protocols import (
@@ -56,6 +59,17 @@ Clock = Callable[[], datetime]
 
 class DirectiveSource(Protocol):
     async def in_force(self, now: datetime) -> StrategicDirective | None: ...
+
+
+class MetricSource(Protocol):
+    async def fetch(self, store: MetricStore, *, start: float, end: float) -> Any: ...
+
+
+def _plain(value: Any) -> Any:
+    """A fetch report (dataclass or Struct) as JSON-ready data for the report."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return msgspec.to_builtins(dataclasses.asdict(value))
+    return msgspec.to_builtins(value)
 
 
 class LearningSource(Protocol):
@@ -113,6 +127,8 @@ class Dispatcher:
         directives: DirectiveSource | None = None,
         predictions: Predictions | None = None,
         learning: LearningSource | None = None,
+        live_store: MetricStore | None = None,
+        prometheus: MetricSource | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
@@ -123,6 +139,8 @@ class Dispatcher:
         self.directives = directives
         self.predictions = predictions
         self.learning = learning
+        self.live_store = live_store
+        self.prometheus = prometheus
 
     # --- entry points ----------------------------------------------------------------
 
@@ -256,6 +274,9 @@ class Dispatcher:
         error: ErrorInfo | None = None
         outputs: list[Output] = []
         try:
+            store, source_report = await self._source_store(task_type, request, started)
+            if store is not None:
+                ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
             report = await asyncio.to_thread(self.routes[task_type], ctx)
             outputs = self._outputs(report, request.task_id)
         except AgentError as exc:
@@ -300,6 +321,43 @@ class Dispatcher:
             return encode(result)  # no id: nothing to answer on the results stream
         stored = await self._store(refusal.task_id, result)
         return await self._settle(refusal.task_id, task_type, stored, reply_to)
+
+    async def _source_store(
+        self, task_type: TaskType, request: TaskRequest, started: datetime
+    ) -> tuple[MetricStore | None, dict[str, Any]]:
+        """The samples a task is judged on: its inline data, the KPI store, or Prometheus.
+
+        ``params.source`` decides; without one, inline data is used when the task has
+        some, else ``default_source`` (auto: Prometheus when configured, else the KPI
+        store). Live data is the task's window up to now. None: build from inline data.
+        """
+        params = request.params
+        source = params.source or (
+            "inline" if params.metrics or params.samples else self.settings.default_source
+        )
+        if source == "auto":
+            source = "prometheus" if self.prometheus is not None else "kpi"
+        if source == "inline":
+            return None, {}
+        window_s = parse_window(task_window(task_type, params, self.settings.default_window))
+        end = started.timestamp()
+        if source == "prometheus":
+            if self.prometheus is None:
+                raise InvalidParams("source prometheus: no prometheus_url is configured")
+            store = MetricStore(
+                max_samples_per_series=self.settings.store_max_samples_per_series,
+                max_series=self.settings.store_max_series,
+                max_age_s=max(window_s, 1.0),
+            )
+            fetched = await self.prometheus.fetch(store, start=end - window_s, end=end)
+            return store, {"prometheus": _plain(fetched)}
+        if source == "kpi":
+            if self.live_store is None:
+                raise InvalidParams("source kpi: KPI ingestion is disabled (kpi_enabled)")
+            return self.live_store.snapshot(window_s=window_s, end=end), {
+                "kpi": {"window_s": window_s}
+            }
+        raise InvalidParams(f"unknown source {source!r}: use inline, kpi or prometheus")
 
     def _outputs(self, report: Report, task_id: str) -> list[Output]:
         """Plan, baseline and predictions of a report that recommends something."""

@@ -322,6 +322,35 @@ class MetricStore:
         """The newest sample time the store has seen: the reference of its age horizon."""
         return self._newest
 
+    def snapshot(self, *, window_s: float, end: float | None = None) -> MetricStore:
+        """A copy of the last ``window_s`` seconds (before ``end``, default the newest sample).
+
+        A task analyses the copy in a worker thread while ingestion goes on writing here.
+        """
+        copy = MetricStore(
+            max_samples_per_series=self.max_samples_per_series,
+            max_series=self.max_series,
+            max_age_s=max(self.max_age_s, window_s),
+        )
+        for metric, buffers in self._by_metric.items():
+            for labels, buffer in buffers.items():
+                hi = end if end is not None else (self._newest or math.inf)
+                part = buffer.span(max(hi - window_s, self._cutoff()), hi)
+                if len(part):
+                    copy.add_many(metric, part.ts, part.values, labels, source=buffer.source)
+        for metric, (value, source) in self._scalars.items():
+            copy.set_scalar(metric, value, source=source)
+        return copy
+
+    def sources(self) -> dict[str, list[str]]:
+        """Metric → the sources its series came from (inline, kpi, prometheus…)."""
+        out: dict[str, set[str]] = {}
+        for metric, buffers in self._by_metric.items():
+            out.setdefault(metric, set()).update(b.source for b in buffers.values())
+        for metric, (_, source) in self._scalars.items():
+            out.setdefault(metric, set()).add(source)
+        return {metric: sorted(found) for metric, found in sorted(out.items())}
+
     def source(self, metric: str, labels: LabelsLike = None) -> str:
         """Who last wrote the series (or, failing one, the bare number); KeyError if neither."""
         buffer = self._by_metric.get(metric, {}).get(label_set(labels))

@@ -16,7 +16,7 @@ from agent.strategies import (
 )
 from agent.strategies.base import Report, Strategy, TaskContext
 from agent.strategies.domain import DomainScope
-from protocols import TaskType
+from protocols import TaskParams, TaskType
 
 ROUTES: Mapping[TaskType, Strategy] = MappingProxyType(
     {
@@ -29,6 +29,17 @@ ROUTES: Mapping[TaskType, Strategy] = MappingProxyType(
         TaskType.STRATEGIC_BACKEND_PLANNING: strategic_backend_planning.analyze,
     }
 )
+
+DEFAULT_WINDOWS: Mapping[TaskType, str] = MappingProxyType(
+    {TaskType.STRATEGIC_BACKEND_PLANNING: strategic_backend_planning.PLANNING_WINDOW}
+)
+"""Windows of task types that need more history than the configured default."""
+
+
+def task_window(task_type: TaskType, params: TaskParams, default: str) -> str:
+    """The window a task is judged over: its own, its type's, or the configured default."""
+    return params.window or DEFAULT_WINDOWS.get(task_type, default)
+
 
 SCOPES: Mapping[str, DomainScope] = MappingProxyType(
     {
@@ -57,5 +68,6 @@ __all__ = [
     "prompt_feed_backend_optimization",
     "report_generation_optimization",
     "strategic_backend_planning",
+    "task_window",
     "websocket_scaling_optimization",
 ]

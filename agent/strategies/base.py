@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from agent.learning.state import LearningState
 from agent.store import MetricStore
@@ -31,6 +32,8 @@ class TaskContext:
     scaling_triggers: Mapping[str, float] = field(default_factory=dict)
     """Configured scaling triggers by metric, over the specification's."""
     learning: LearningState | None = None
+    source_report: Mapping[str, Any] = field(default_factory=dict)
+    """What the live source said while filling ``store`` (per-metric status, errors)."""
     """What verified outcomes taught (calibration, infeasible approaches); None: nothing yet."""
 
 

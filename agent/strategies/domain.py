@@ -312,6 +312,8 @@ def data_quality(ctx: TaskContext, scope: DomainScope, a: Assessment) -> dict[st
         "min_trend_samples": MIN_SAMPLES,
         "unknown_targets": sorted(name for name in ctx.params.targets if name not in CATALOG),
         "store": store.stats(),
+        "sources": store.sources(),
+        **({"source_report": dict(ctx.source_report)} if ctx.source_report else {}),
         "infeasible_skipped": [
             {"approach": approach, "metric": metric, "reason": reason}
             for (approach, metric), reason in sorted(sinking_of(ctx).items())
