@@ -329,14 +329,15 @@ class Dispatcher:
 
         ``params.source`` decides; without one, inline data is used when the task has
         some, else ``default_source`` (auto: Prometheus when configured, else the KPI
-        store). Live data is the task's window up to now. None: build from inline data.
+        store when ingestion is on, else nothing: ``insufficient_data``). Live data is the task's window up to now. None: build from inline data.
         """
         params = request.params
         source = params.source or (
             "inline" if params.metrics or params.samples else self.settings.default_source
         )
         if source == "auto":
-            source = "prometheus" if self.prometheus is not None else "kpi"
+            live = "kpi" if self.live_store is not None else "inline"
+            source = "prometheus" if self.prometheus is not None else live
         if source == "inline":
             return None, {}
         window_s = parse_window(task_window(task_type, params, self.settings.default_window))
