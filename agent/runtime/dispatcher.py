@@ -329,7 +329,8 @@ class Dispatcher:
 
         ``params.source`` decides; without one, inline data is used when the task has
         some, else ``default_source`` (auto: Prometheus when configured, else the KPI
-        store when ingestion is on, else nothing: ``insufficient_data``). Live data is the task's window up to now. None: build from inline data.
+        store when ingestion is on, else nothing: ``insufficient_data``). Live data is
+        the task's window up to now. None: build from inline data.
         """
         params = request.params
         source = params.source or (
