@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.analysis.catalog import Direction
-from agent.analysis.series import MAX_BUCKETS, FloatArray, Series, bucketize
+from agent.analysis.series import MAX_BUCKETS, FloatArray, Series, bucketize, median
 from protocols.messages import Trend, TrendDetail
 
 METHOD = "theil_sen+mann_kendall"
@@ -108,15 +108,6 @@ def _pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     return i, j
 
 
-def _median(x: FloatArray) -> float:
-    """The median by partition (np.median costs six times more on a few thousand values)."""
-    half = x.size // 2
-    if x.size % 2:
-        return float(np.partition(x, half)[half])
-    low, high = np.partition(x, (half - 1, half))[half - 1 : half + 1]
-    return float(low * 0.5 + high * 0.5)
-
-
 def _tie_sums(x: FloatArray) -> tuple[float, float, float]:
     """Σ t(t−1)(2t+5), Σ t(t−1) and Σ t(t−1)(t−2) over the groups of ``t`` equal values."""
     _, counts = np.unique(x, return_counts=True)
@@ -158,7 +149,7 @@ def theil_sen(t: FloatArray, y: FloatArray) -> float:
         dy = y[j] * 0.5 - y[i] * 0.5
         if not bool(apart.all()):
             dy, dt = dy[apart], dt[apart]
-        return _median(dy / dt) * 2.0
+        return median(dy / dt) * 2.0
 
 
 def assess_trend(

@@ -32,7 +32,7 @@ from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from agent.analysis.catalog import CATALOG, Direction
-from agent.analysis.series import FloatArray, Series, bucketize, counter_rate, mean
+from agent.analysis.series import FloatArray, Series, bucketize, counter_rate, mean, median
 from agent.analysis.trend import ALPHA, MIN_SAMPLES, mann_kendall, theil_sen
 from agent.store.metric_store import LabelSet, MetricStore
 
@@ -76,15 +76,6 @@ def _iso(ts: float | None) -> str | None:
         return datetime.fromtimestamp(round(ts), UTC).isoformat()
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _median(x: FloatArray) -> float:
-    """The median, averaging the middle pair by halves so ±1.8e308 cannot overflow."""
-    half = x.size // 2
-    if x.size % 2:
-        return float(np.partition(x, half)[half])
-    low, high = np.partition(x, (half - 1, half))[half - 1 : half + 1]
-    return float(low * 0.5 + high * 0.5)
 
 
 # --- Universal Scalability Law ------------------------------------------------------
@@ -155,8 +146,8 @@ def _bin(n: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
     groups = np.array_split(np.arange(n.size), MAX_FIT_POINTS)
     ns, xs = n[order], x[order]
     return (
-        np.array([_median(ns[g]) for g in groups]),
-        np.array([_median(xs[g]) for g in groups]),
+        np.array([median(ns[g]) for g in groups]),
+        np.array([median(xs[g]) for g in groups]),
     )
 
 
@@ -534,7 +525,7 @@ def trigger_crossing(
     with np.errstate(all="ignore"):  # times near ±1.8e308 overflow a span: then the last instant
         span_s = float(ts[-1] - ts[0])
         recent = ts >= ts[-1] - 0.1 * span_s if math.isfinite(span_s) else ts == ts[-1]
-    current, current_at = _median(values[recent]), _median(ts[recent])
+    current, current_at = median(values[recent]), median(ts[recent])
     result = replace(
         result,
         current=_finite(current),

@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from agent.runtime.dispatcher import Dispatcher, Inbound, Refusal
+from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.reader import StreamReader
 from protocols import ProtocolError, StrategicDirective, decode, subjects
 
@@ -70,14 +70,8 @@ def directive_reader(
     """A durable reader of ``swarm.directives.<agent>`` feeding ``store``."""
 
     async def handle(msg: Msg) -> None:
-        try:
-            directive = decode(StrategicDirective, msg.data)
-        except ProtocolError as exc:
-            seq = msg.metadata.sequence.stream
-            await dispatcher.dead_letter(
-                Inbound(msg.subject, msg.data, msg.headers, "jetstream", f"{stream}:{seq}"),
-                Refusal(exc.code, exc.message, None),
-            )
+        directive = await dispatcher.decode_or_dead_letter(msg, stream, StrategicDirective)
+        if directive is None:
             return
         applied = await store.offer(directive, msg.data)
         log.info(

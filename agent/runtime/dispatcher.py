@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
+from nats.aio.msg import Msg
 
 from agent.analysis.series import parse_window
 from agent.config import Settings
@@ -40,6 +41,7 @@ from protocols import (
     DeadLetter,
     ErrorCode,
     ErrorInfo,
+    Message,
     ProtocolError,
     StrategicDirective,
     TaskRequest,
@@ -55,6 +57,7 @@ from protocols import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+M = TypeVar("M", bound=Message)
 
 
 class DirectiveSource(Protocol):
@@ -438,6 +441,18 @@ class Dispatcher:
         if reply_to:
             await self.publisher.to_subject(reply_to, payload)
         return payload
+
+    async def decode_or_dead_letter(self, msg: Msg, stream: str, cls: type[M]) -> M | None:
+        """A durable message of an inbound stream as ``cls``, or None once dead-lettered."""
+        try:
+            return decode(cls, msg.data)
+        except ProtocolError as exc:
+            seq = msg.metadata.sequence.stream
+            await self.dead_letter(
+                Inbound(msg.subject, msg.data, msg.headers, "jetstream", f"{stream}:{seq}"),
+                Refusal(exc.code, exc.message, None),
+            )
+            return None
 
     async def dead_letter(self, inbound: Inbound, refusal: Refusal) -> None:
         """Publish the refused bytes with why; cut to fit the server's max payload if needed."""

@@ -58,11 +58,11 @@ from agent.learning.state import (
     plan_key,
     summary_key,
 )
-from agent.runtime.dispatcher import Dispatcher, Inbound, Refusal
+from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.kv import open_bucket
 from agent.runtime.predictions import Predictions
 from agent.runtime.reader import StreamReader
-from protocols import ImplementationUpdate, ProtocolError, VerificationResult, decode, subjects
+from protocols import ImplementationUpdate, VerificationResult, subjects
 
 log = logging.getLogger(__name__)
 
@@ -291,14 +291,8 @@ def learning_readers(
         stream = streams[role]
 
         async def handle(msg: Msg) -> None:
-            try:
-                message = decode(schema, msg.data)
-            except ProtocolError as exc:
-                seq = msg.metadata.sequence.stream
-                await dispatcher.dead_letter(
-                    Inbound(msg.subject, msg.data, msg.headers, "jetstream", f"{stream}:{seq}"),
-                    Refusal(exc.code, exc.message, None),
-                )
+            message = await dispatcher.decode_or_dead_letter(msg, stream, schema)
+            if message is None:
                 return
             outcome = await apply(message, predictions)
             log.info("%s %s: %s", role.lower(), msg.subject, outcome)
