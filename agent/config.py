@@ -137,6 +137,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="metric → PromQL, over the defaults"
     )
     prometheus_timeout_s: float = Field(default=10.0, gt=0)
+    prometheus_scrape_interval_s: float = Field(
+        default=15.0, gt=0, description="Prometheus's scrape interval: sets step and rate windows"
+    )
     prometheus_retries: int = Field(default=3, ge=1, le=10)
     default_source: Literal["auto", "inline", "kpi", "prometheus"] = Field(
         default="auto",

@@ -245,6 +245,8 @@ AUXILIARY: Mapping[str, str] = MappingProxyType(
         "http_requests_total": "counter of requests, labelled endpoint/region/status: "
         "api_throughput when it has no samples of its own, and request patterns",
         "http_request_rate": "requests per second (gauge) by endpoint/region: request patterns",
+        "api_response_time_by_endpoint": "p95 latency (ms) per endpoint, as Prometheus "
+        "gives it: request patterns (kept apart so it does not skew the overall p95)",
         "websocket_connections": "open connections (gauge) per node (label instance)",
         "websocket_messages_total": "counter of messages: websocket_throughput when absent",
         "cache_hits_total": "counter of cache hits, labelled key_class",

@@ -64,15 +64,12 @@ class DirectiveSource(Protocol):
     async def in_force(self, now: datetime) -> StrategicDirective | None: ...
 
 
+class FetchSummary(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+
 class MetricSource(Protocol):
-    async def fetch(self, store: MetricStore, *, start: float, end: float) -> Any: ...
-
-
-def _plain(value: Any) -> Any:
-    """A fetch report (dataclass or Struct) as JSON-ready data for the report."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return msgspec.to_builtins(dataclasses.asdict(value))
-    return msgspec.to_builtins(value)
+    async def fetch(self, store: MetricStore, *, start: float, end: float) -> FetchSummary: ...
 
 
 class LearningSource(Protocol):
@@ -355,7 +352,7 @@ class Dispatcher:
                 max_age_s=max(window_s, 1.0),
             )
             fetched = await self.prometheus.fetch(store, start=end - window_s, end=end)
-            return store, {"prometheus": _plain(fetched)}
+            return store, {"prometheus": fetched.summary()}
         if source == "kpi":
             if self.live_store is None:
                 raise InvalidParams("source kpi: KPI ingestion is disabled (kpi_enabled)")

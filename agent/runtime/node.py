@@ -35,6 +35,7 @@ from agent.runtime.reader import StreamReader
 from agent.runtime.service import start_service
 from agent.runtime.streams import StreamSpec, ensure_stream, ensure_streams
 from agent.runtime.task_records import TaskRecords
+from agent.sources.prometheus import PrometheusSource
 from agent.strategies import ROUTES, Strategy
 from protocols import TaskType
 
@@ -67,6 +68,7 @@ class AgentNode:
         self.directive_consumer: StreamReader | None = None
         self._directives_task: asyncio.Task[None] | None = None
         self.learning: LearningStore | None = None
+        self.prometheus: PrometheusSource | None = None
         self.learning_readers: list[StreamReader] = []
         self._learning_tasks: list[asyncio.Task[None]] = []
         self._watcher_task: asyncio.Task[None] | None = None
@@ -132,6 +134,9 @@ class AgentNode:
             await open_bucket(js, settings, "STATE", description="the directive in force")
         )
         publisher = Publisher(self.nc, js)
+        if settings.prometheus_url:
+            self.prometheus = PrometheusSource.from_settings(settings)
+            self._stack.push_async_callback(self.prometheus.aclose)
         self.dispatcher = Dispatcher(
             settings,
             publisher,
@@ -141,6 +146,7 @@ class AgentNode:
             counters=self.counters,
             directives=self.directive_store,
             predictions=predictions,
+            prometheus=self.prometheus,
         )
         self.learning = await LearningStore.open(js, settings)
         self.dispatcher.learning = self.learning

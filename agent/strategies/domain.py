@@ -373,6 +373,7 @@ def _bottleneck(finding: Finding, causes: list[str], breached: set[str]) -> Bott
 def _patterns(store: MetricStore, window_s: float, end: float) -> Any:
     """Request patterns from ``http_requests_total`` counters or ``http_request_rate`` gauges."""
     latencies = store.select("api_response_time", window_s=window_s, end=end)
+    latencies |= store.select("api_response_time_by_endpoint", window_s=window_s, end=end)
     labelled_latency = {k: s for k, s in latencies.items() if k}
     counters = store.select("http_requests_total", window_s=window_s, end=end)
     if counters:

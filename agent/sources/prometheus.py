@@ -1,0 +1,582 @@
+"""The Prometheus HTTP API as a metric source: one range query per metric into the store.
+
+``DEFAULT_QUERIES`` is the one table from a metric (the 20 of the catalog and the
+auxiliary series the analyses read) to the PromQL that measures it, in the catalog's
+unit. The defaults follow the RED/USE conventions and the names OpenTelemetry's
+semantic conventions get once exported to Prometheus (``http.server.request.duration``
+in seconds becomes ``http_server_request_duration_seconds_{bucket,count,sum}`` with
+``http_route`` and ``http_response_status_code`` labels), node_exporter for CPU and
+memory, redis_exporter for Redis. ``Settings.prometheus_queries`` overrides any entry;
+an empty string there switches a default off.
+
+A query may use ``$__rate_interval`` (Grafana's name for the same idea): the range of
+``rate()`` windows, ``max(step + scrape interval, 4 × scrape interval)``, so each window
+holds enough scrapes at any step.
+
+``PrometheusSource.fetch`` runs ``/api/v1/query_range`` for each metric over a task's
+window, concurrently (bounded), with retries on connection errors, timeouts and 5xx
+answers, and writes every series into a ``MetricStore`` with ``source="prometheus"``.
+What happened to each query is in the returned ``FetchReport``: ok, empty, or the error
+Prometheus gave (its ``errorType`` and message, or the HTTP status), the series and
+samples kept, the NaN/±Inf values dropped, the series cut off by the bound, and the
+API's warnings. Only when no query could be answered at all does it raise
+``PrometheusUnavailable`` (a ``SourceUnavailable``: code ``source_unavailable``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal
+
+import httpx
+import msgspec
+import numpy as np
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from agent.analysis.series import FloatArray
+from agent.config import Settings
+from agent.errors import SourceUnavailable
+from agent.store.metric_store import MetricStore
+
+SOURCE = "prometheus"
+"""The ``source`` every series written by this module carries in the store."""
+RATE_INTERVAL = "$__rate_interval"
+"""Placeholder in a query for the range of its ``rate()`` windows (see the module doc)."""
+MAX_POINTS = 240
+"""A range query asks for at most this many steps per series (plus the end point)."""
+DEFAULT_SCRAPE_INTERVAL_S = 15.0
+"""Prometheus's default scrape interval: also the smallest step a range query uses."""
+DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_MAX_SERIES_PER_QUERY = 500
+"""Series of one query beyond this are not stored (counted as ``truncated_series``)."""
+BACKOFF_INITIAL_S = 0.1
+BACKOFF_MAX_S = 2.0
+_ERROR_TEXT_LIMIT = 500
+
+_W = RATE_INTERVAL
+_HTTP = "http_server_request_duration_seconds"
+_5XX = 'http_response_status_code=~"5.."'
+
+
+def _p95_ms(histogram: str) -> str:
+    """p95 in ms of a seconds histogram, all its series pooled (``sum by (le)``)."""
+    return f"1000 * histogram_quantile(0.95, sum by (le) (rate({histogram}_bucket[{_W}])))"
+
+
+def _share_pct(part: str, whole: str) -> str:
+    """100 × rate(part) / rate(whole); a part with no series at all counts as 0."""
+    return f"100 * (sum(rate({part}[{_W}])) or vector(0)) / sum(rate({whole}[{_W}]))"
+
+
+def _hit_pct(hits: str, misses: str) -> str:
+    """100 × hits / (hits + misses) from two counters; no misses series at all counts as 0."""
+    return (
+        f"100 * sum(rate({hits}[{_W}])) / "
+        f"(sum(rate({hits}[{_W}])) + (sum(rate({misses}[{_W}])) or vector(0)))"
+    )
+
+
+DEFAULT_QUERIES: Mapping[str, str] = MappingProxyType(
+    {
+        # --- api (RED over OTel's http.server.request.duration) -----------------------
+        # p95 request latency, ms, over every route
+        "api_response_time": _p95_ms(_HTTP),
+        # % of requests not answered 5xx
+        "api_availability": f"100 - {_share_pct(f'{_HTTP}_count{{{_5XX}}}', f'{_HTTP}_count')}",
+        # requests per second
+        "api_throughput": f"sum(rate({_HTTP}_count[{_W}]))",
+        # % of requests answered 5xx
+        "error_rate": _share_pct(f"{_HTTP}_count{{{_5XX}}}", f"{_HTTP}_count"),
+        # --- chat ---------------------------------------------------------------------
+        # WebSocket messages per second (both directions)
+        "websocket_throughput": f"sum(rate(websocket_messages_total[{_W}]))",
+        # p95 ms of OTel's messaging.process.duration
+        "message_processing_time": _p95_ms("messaging_process_duration_seconds"),
+        # % of WebSocket connections that did not drop abnormally
+        "connection_stability": "100 - "
+        + _share_pct("websocket_connections_dropped_total", "websocket_connections_opened_total"),
+        # p95 ms from a message's publication to its delivery to the client
+        "real_time_delivery": _p95_ms("websocket_message_delivery_duration_seconds"),
+        # --- feed ---------------------------------------------------------------------
+        # p95 ms to fetch a feed's content from its stores
+        "content_retrieval_time": _p95_ms("feed_content_retrieval_duration_seconds"),
+        # p95 ms to build a feed
+        "feed_generation_time": _p95_ms("feed_generation_duration_seconds"),
+        # % of application cache lookups that hit (all key classes)
+        "cache_hit_rate": _hit_pct("cache_hits_total", "cache_misses_total"),
+        # % of feed items served within their freshness objective (label fresh="true")
+        "data_freshness": _share_pct(
+            'feed_items_served_total{fresh="true"}', "feed_items_served_total"
+        ),
+        # --- ai -----------------------------------------------------------------------
+        # p95 ms to generate a report
+        "report_generation": _p95_ms("report_generation_duration_seconds"),
+        # p95 ms of one sentiment-analysis call
+        "sentiment_analysis": _p95_ms("sentiment_analysis_duration_seconds"),
+        # mean accelerator utilisation, %: NVIDIA dcgm-exporter's 0–100 gauge
+        "ai_processing_efficiency": "avg(DCGM_FI_DEV_GPU_UTIL)",
+        # p95 ms of one data-pipeline run
+        "data_processing_time": _p95_ms("data_pipeline_duration_seconds"),
+        # --- infra (USE) ----------------------------------------------------------------
+        # % of Redis keyspace lookups that hit (redis_exporter)
+        "redis_cache_hit": _hit_pct("redis_keyspace_hits_total", "redis_keyspace_misses_total"),
+        # p95 ms of OTel's db.client.operation.duration
+        "database_query_time": _p95_ms("db_client_operation_duration_seconds"),
+        # % of memory in use over all nodes (node_exporter)
+        "memory_utilization": (
+            "100 * (1 - sum(node_memory_MemAvailable_bytes) / sum(node_memory_MemTotal_bytes))"
+        ),
+        # % of CPU time not idle, mean over all CPUs of all nodes (node_exporter)
+        "cpu_utilization": f'100 * (1 - avg(rate(node_cpu_seconds_total{{mode="idle"}}[{_W}])))',
+        # --- auxiliary series (catalog.AUXILIARY) ---------------------------------------
+        # request counter by endpoint (the route) and region (a target label, when set)
+        "http_requests_total": (
+            "sum by (endpoint, region) "
+            f'(label_replace({_HTTP}_count, "endpoint", "$1", "http_route", "(.*)"))'
+        ),
+        # p95 ms by endpoint: latency per endpoint for the request patterns
+        "api_response_time_by_endpoint": (
+            "1000 * histogram_quantile(0.95, sum by (le, endpoint) (label_replace("
+            f'rate({_HTTP}_bucket[{_W}]), "endpoint", "$1", "http_route", "(.*)")))'
+        ),
+        "websocket_connections": "sum by (instance) (websocket_connections)",
+        "websocket_messages_total": "sum(websocket_messages_total)",
+        "cache_hits_total": "sum by (key_class) (cache_hits_total)",
+        "cache_misses_total": "sum by (key_class) (cache_misses_total)",
+        "cache_memory_used_bytes": "sum(redis_memory_used_bytes)",
+        "cache_memory_limit_bytes": "sum(redis_memory_max_bytes)",
+        "cache_evictions_total": "sum(redis_evicted_keys_total)",
+        "cache_expired_total": "sum(redis_expired_keys_total)",
+    }
+)
+"""Metric → PromQL giving it in the catalog's unit (ms, %, req/s, msg/s) or, for the
+auxiliary series, in the shape ``catalog.AUXILIARY`` describes."""
+
+
+def merged_queries(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The defaults with ``overrides`` over them; an override of ``""`` removes a metric."""
+    queries = dict(DEFAULT_QUERIES)
+    for metric, query in (overrides or {}).items():
+        if query.strip():
+            queries[metric] = query
+        else:
+            queries.pop(metric, None)
+    return queries
+
+
+# --- the report -------------------------------------------------------------------
+
+Status = Literal["ok", "empty", "error", "unconfigured"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricFetch:
+    """What one metric's query gave."""
+
+    metric: str
+    status: Status
+    """``ok``: samples stored; ``empty``: Prometheus answered with no samples; ``error``:
+    no answer (see ``error_type``); ``unconfigured``: no query for this metric."""
+    query: str = ""
+    """The PromQL as sent (``$__rate_interval`` filled in)."""
+    series: int = 0
+    samples: int = 0
+    """Finite samples Prometheus returned for the stored series."""
+    stored: int = 0
+    """Of those, what the store took in (it may refuse samples past its age horizon)."""
+    dropped_non_finite: int = 0
+    """NaN and ±Inf values (an empty ratio, a quantile of nothing) left out."""
+    truncated_series: int = 0
+    """Series beyond ``max_series_per_query``, not stored."""
+    error_type: str | None = None
+    """Prometheus's ``errorType`` (bad_data, execution, timeout…), else ``http``,
+    ``timeout``, ``connection`` or ``bad_response``."""
+    error: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+    warnings: tuple[str, ...] = ()
+    """The API's ``warnings`` and ``infos`` for this query."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchReport:
+    """Every query of one ``fetch``: nothing that went wrong is left out."""
+
+    source: str
+    """``prometheus at <url>``."""
+    start: float
+    end: float
+    step_s: float
+    rate_interval_s: float
+    metrics: Mapping[str, MetricFetch] = field(default_factory=dict)
+
+    def by_status(self, status: Status) -> list[str]:
+        return sorted(m for m, f in self.metrics.items() if f.status == status)
+
+    @property
+    def ok(self) -> list[str]:
+        return self.by_status("ok")
+
+    @property
+    def failed(self) -> list[str]:
+        return self.by_status("error")
+
+    @property
+    def samples(self) -> int:
+        return sum(f.samples for f in self.metrics.values())
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{m}: {w}" for m, f in sorted(self.metrics.items()) for w in f.warnings]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: counts and every problem (errors, empties, drops, warnings)."""
+        problems = {
+            m: {k: v for k, v in _problem(f).items() if v}
+            for m, f in sorted(self.metrics.items())
+            if f.status != "ok" or f.dropped_non_finite or f.truncated_series or f.warnings
+        }
+        return {
+            "source": self.source,
+            "start": self.start,
+            "end": self.end,
+            "step_s": self.step_s,
+            "rate_interval_s": self.rate_interval_s,
+            "ok": len(self.ok),
+            "empty": len(self.by_status("empty")),
+            "failed": len(self.failed),
+            "series": sum(f.series for f in self.metrics.values()),
+            "samples": self.samples,
+            "stored": sum(f.stored for f in self.metrics.values()),
+            "problems": problems,
+        }
+
+
+def _problem(f: MetricFetch) -> dict[str, Any]:
+    return {
+        "status": f.status,
+        "error_type": f.error_type,
+        "error": f.error,
+        "http_status": f.http_status,
+        "dropped_non_finite": f.dropped_non_finite,
+        "truncated_series": f.truncated_series,
+        "warnings": list(f.warnings),
+    }
+
+
+class PrometheusUnavailable(SourceUnavailable):
+    """No query was answered (Prometheus down, unreachable, or failing every query)."""
+
+    def __init__(self, source: str, message: str, report: FetchReport) -> None:
+        super().__init__(source, message)
+        self.report = report
+
+
+# --- the API's JSON ---------------------------------------------------------------
+
+
+class _Series(msgspec.Struct):
+    metric: dict[str, str] = msgspec.field(default_factory=dict)
+    values: list[tuple[float, str]] = msgspec.field(default_factory=list)
+    histograms: list[Any] = msgspec.field(default_factory=list)
+
+
+class _Data(msgspec.Struct):
+    result_type: str = msgspec.field(name="resultType")
+    result: list[_Series] = msgspec.field(default_factory=list)
+
+
+class _Answer(msgspec.Struct):
+    status: str
+    data: _Data | None = None
+    error_type: str | None = msgspec.field(default=None, name="errorType")
+    error: str | None = None
+    warnings: list[str] = msgspec.field(default_factory=list)
+    infos: list[str] = msgspec.field(default_factory=list)
+
+
+_DECODER = msgspec.json.Decoder(_Answer)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSeries:
+    labels: dict[str, str]
+    ts: FloatArray
+    values: FloatArray
+    dropped_non_finite: int
+
+
+def parse_matrix(body: bytes) -> tuple[list[ParsedSeries], list[str]]:
+    """A successful ``query_range`` body → its series (``__name__`` dropped, NaN/±Inf
+    left out and counted) and its warnings. Raises ``ValueError`` on anything else."""
+    try:
+        answer = _DECODER.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(f"not a Prometheus API answer: {exc}") from exc
+    if answer.status != "success" or answer.data is None:
+        raise ValueError(f"status {answer.status!r}: {answer.error_type}: {answer.error}")
+    if answer.data.result_type != "matrix":
+        raise ValueError(f"expected a matrix, got {answer.data.result_type!r}")
+    notes = [*answer.warnings, *answer.infos]
+    parsed: list[ParsedSeries] = []
+    native = 0
+    for series in answer.data.result:
+        native += len(series.histograms)
+        labels = {k: v for k, v in series.metric.items() if k != "__name__"}
+        ts = np.fromiter((t for t, _ in series.values), np.float64, len(series.values))
+        values = np.fromiter((_number(v) for _, v in series.values), np.float64, ts.size)
+        finite = np.isfinite(values) & np.isfinite(ts)
+        kept = int(np.count_nonzero(finite))
+        parsed.append(ParsedSeries(labels, ts[finite], values[finite], ts.size - kept))
+    if native:
+        notes.append(f"{native} native-histogram samples ignored (use histogram_quantile)")
+    return parsed, notes
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)  # Prometheus writes "NaN", "+Inf", "-Inf" as Python reads them
+    except ValueError:
+        return math.nan
+
+
+# --- the source ---------------------------------------------------------------------
+
+
+class _Retryable(Exception):
+    """A 5xx answer: worth another attempt."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _Retryable | httpx.TransportError)
+
+
+def _public_url(url: str) -> str:
+    """The URL without credentials, for messages."""
+    return re.sub(r"//[^/]*@", "//", url.rstrip("/"))
+
+
+def _api_error(response: httpx.Response) -> tuple[str, str]:
+    """(errorType, message) of an error answer, from its JSON or, failing that, its text."""
+    try:
+        answer = _DECODER.decode(response.content)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        text = response.text.strip()[:_ERROR_TEXT_LIMIT]
+        return (
+            "http",
+            f"HTTP {response.status_code}: {text}" if text else f"HTTP {response.status_code}",
+        )
+    return answer.error_type or "http", answer.error or f"HTTP {response.status_code}"
+
+
+class PrometheusSource:
+    """A Prometheus HTTP API to range-query: ``async with PrometheusSource(url, …) as src``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        queries: Mapping[str, str],
+        timeout_s: float,
+        retries: int,
+        client: httpx.AsyncClient | None = None,
+        scrape_interval_s: float = DEFAULT_SCRAPE_INTERVAL_S,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_series_per_query: int = DEFAULT_MAX_SERIES_PER_QUERY,
+    ) -> None:
+        if not timeout_s > 0 or retries < 0 or not scrape_interval_s > 0:
+            raise ValueError("timeout_s and scrape_interval_s must be positive, retries >= 0")
+        if max_concurrency < 1 or max_series_per_query < 1:
+            raise ValueError("max_concurrency and max_series_per_query must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.source = f"{SOURCE} at {_public_url(base_url)}"
+        self.queries: Mapping[str, str] = MappingProxyType(dict(queries))
+        self.timeout_s = float(timeout_s)
+        self.attempts = 1 + int(retries)
+        """Each query is tried this often (``retries`` after the first) before it fails."""
+        self.scrape_interval_s = float(scrape_interval_s)
+        self.max_concurrency = max_concurrency
+        self.max_series_per_query = max_series_per_query
+        self._own_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> PrometheusSource:
+        """From ``Settings``: ``prometheus_url``, the merged queries, timeout and retries."""
+        if not settings.prometheus_url:
+            raise ValueError("prometheus_url is not configured")
+        return cls(
+            settings.prometheus_url,
+            queries=merged_queries(settings.prometheus_queries),
+            timeout_s=settings.prometheus_timeout_s,
+            retries=settings.prometheus_retries,
+            **{"scrape_interval_s": settings.prometheus_scrape_interval_s, **kwargs},
+        )
+
+    def step_for(self, start: float, end: float) -> tuple[float, float]:
+        """(step, rate interval) in whole seconds for a window: at most ``MAX_POINTS`` steps,
+        none shorter than the scrape interval; ``rate()`` windows per ``$__rate_interval``."""
+        step = float(max(1, math.ceil(max(self.scrape_interval_s, (end - start) / MAX_POINTS))))
+        scrape = self.scrape_interval_s
+        return step, float(math.ceil(max(step + scrape, 4 * scrape)))
+
+    async def fetch(
+        self,
+        store: MetricStore,
+        *,
+        start: float,
+        end: float,
+        metrics: Iterable[str] | None = None,
+    ) -> FetchReport:
+        """Range-query each metric (default: every one with a query) over ``[start, end]``
+        (epoch seconds) into ``store``; see the module doc for what is reported and raised."""
+        if not (math.isfinite(start) and math.isfinite(end) and end > start):
+            raise ValueError(f"need finite start < end, got [{start}, {end}]")
+        wanted = list(dict.fromkeys(self.queries if metrics is None else metrics))
+        step, rate_interval = self.step_for(start, end)
+        gate = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(metric: str) -> MetricFetch:
+            query = self.queries.get(metric)
+            if query is None:
+                return MetricFetch(metric, "unconfigured", error="no query configured")
+            query = query.replace(RATE_INTERVAL, f"{rate_interval:.0f}s")
+            async with gate:
+                return await self._fetch_one(store, metric, query, start, end, step)
+
+        results = await asyncio.gather(*(one(m) for m in wanted))
+        report = FetchReport(
+            source=self.source,
+            start=start,
+            end=end,
+            step_s=step,
+            rate_interval_s=rate_interval,
+            metrics=MappingProxyType({r.metric: r for r in results}),
+        )
+        sent = [r for r in results if r.status != "unconfigured"]
+        if sent and all(r.status == "error" for r in sent):
+            first = sent[0]
+            raise PrometheusUnavailable(
+                self.source,
+                f"all {len(sent)} queries failed; {first.metric}: "
+                f"{first.error_type}: {first.error}",
+                report,
+            )
+        return report
+
+    async def _fetch_one(
+        self, store: MetricStore, metric: str, query: str, start: float, end: float, step: float
+    ) -> MetricFetch:
+        form = {
+            "query": query,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{step:.0f}",
+            "timeout": f"{self.timeout_s:g}s",
+        }
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.attempts),
+                wait=wait_exponential(multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S)
+                + wait_random(0, BACKOFF_INITIAL_S),
+                retry=retry_if_exception(_retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    response = await self._client.post(
+                        f"{self.base_url}/api/v1/query_range", data=form
+                    )
+                    if response.status_code >= 500:
+                        raise _Retryable(response)
+        except _Retryable as exc:
+            return self._failed(metric, query, attempts, exc.response)
+        except httpx.TimeoutException as exc:
+            message = f"no answer within {self.timeout_s:g}s ({type(exc).__name__})"
+            return MetricFetch(
+                metric, "error", query, error_type="timeout", error=message, attempts=attempts
+            )
+        except httpx.TransportError as exc:
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return MetricFetch(
+                metric, "error", query, error_type="connection", error=message, attempts=attempts
+            )
+        if response.status_code != 200:
+            return self._failed(metric, query, attempts, response)
+        try:
+            parsed, notes = parse_matrix(response.content)
+        except ValueError as exc:
+            return MetricFetch(
+                metric,
+                "error",
+                query,
+                error_type="bad_response",
+                error=str(exc)[:_ERROR_TEXT_LIMIT],
+                http_status=200,
+                attempts=attempts,
+            )
+        kept = parsed[: self.max_series_per_query]
+        stored = sum(
+            store.add_many(metric, s.ts, s.values, s.labels, source=SOURCE)
+            for s in kept
+            if s.ts.size
+        )
+        samples = sum(int(s.ts.size) for s in kept)
+        return MetricFetch(
+            metric,
+            "ok" if samples else "empty",
+            query,
+            series=sum(1 for s in kept if s.ts.size),
+            samples=samples,
+            stored=stored,
+            dropped_non_finite=sum(s.dropped_non_finite for s in kept),
+            truncated_series=len(parsed) - len(kept),
+            http_status=200,
+            attempts=attempts,
+            warnings=tuple(notes),
+        )
+
+    @staticmethod
+    def _failed(metric: str, query: str, attempts: int, response: httpx.Response) -> MetricFetch:
+        error_type, message = _api_error(response)
+        return MetricFetch(
+            metric,
+            "error",
+            query,
+            error_type=error_type,
+            error=message[:_ERROR_TEXT_LIMIT],
+            http_status=response.status_code,
+            attempts=attempts,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this source made it (a client passed in is the caller's)."""
+        if self._own_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> PrometheusSource:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
