@@ -83,10 +83,20 @@ async def connect(
     servers: list[str],
     *,
     on_closed: Callable[[], Awaitable[None]] | None = None,
+    on_error: Callable[[Exception], bool] | None = None,
 ) -> Client:
-    """Connect, retrying the first connect with bounded exponential backoff (logged)."""
+    """Connect, retrying the first connect with bounded exponential backoff (logged).
+
+    ``on_error`` sees every asynchronous error first (e.g. to count slow-consumer drops);
+    True means it was handled and needs no log line of its own.
+    """
 
     async def error_cb(exc: Exception) -> None:
+        try:
+            if on_error is not None and on_error(exc):
+                return
+        except Exception:  # a callback must never raise into nats-py (#204)
+            log.exception("error hook failed")
         log.error("NATS error: %r", exc)
 
     async def disconnected_cb() -> None:

@@ -95,7 +95,7 @@ class Inbound:
     subject: str
     data: bytes
     headers: Mapping[str, str] | None
-    transport: Literal["jetstream", "rpc"]
+    transport: Literal["jetstream", "rpc", "core"]
     message_ref: str | None = None
     """Where it came from (``stream:seq``), so a redelivered refusal is dead-lettered once."""
 

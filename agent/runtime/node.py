@@ -24,7 +24,7 @@ from agent.runtime.connection import connect
 from agent.runtime.consumer import TaskConsumer, max_deliveries_reader, max_deliveries_subject
 from agent.runtime.counters import Counters
 from agent.runtime.directives import DirectiveStore, directive_reader
-from agent.runtime.dispatcher import Clock, Dispatcher, utc_now
+from agent.runtime.dispatcher import Clock, Dispatcher, Inbound, Refusal, utc_now
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.kv import open_bucket
 from agent.runtime.learning import LearningStore, learning_readers
@@ -35,9 +35,11 @@ from agent.runtime.reader import StreamReader
 from agent.runtime.service import start_service
 from agent.runtime.streams import StreamSpec, ensure_stream, ensure_streams
 from agent.runtime.task_records import TaskRecords
+from agent.sources.kpi import KpiSource, KpiStats
 from agent.sources.prometheus import PrometheusSource
+from agent.store import MetricStore
 from agent.strategies import ROUTES, Strategy
-from protocols import TaskType
+from protocols import ProtocolError, TaskType
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class AgentNode:
         self._directives_task: asyncio.Task[None] | None = None
         self.learning: LearningStore | None = None
         self.prometheus: PrometheusSource | None = None
+        self.live_store: MetricStore | None = None
+        self.kpi: KpiSource | None = None
+        self.kpi_stats = KpiStats()
         self.learning_readers: list[StreamReader] = []
         self._learning_tasks: list[asyncio.Task[None]] = []
         self._watcher_task: asyncio.Task[None] | None = None
@@ -122,7 +127,7 @@ class AgentNode:
                 self.fatal = "NATS connection closed for good"
                 self._stopped.set()
 
-        self.nc = await connect(settings, servers, on_closed=on_closed)
+        self.nc = await connect(settings, servers, on_closed=on_closed, on_error=self._on_error)
         self._stack.push_async_callback(self._close_connection)
         js = self.nc.jetstream()
         self.streams = await ensure_streams(js, settings)
@@ -134,6 +139,12 @@ class AgentNode:
             await open_bucket(js, settings, "STATE", description="the directive in force")
         )
         publisher = Publisher(self.nc, js)
+        if settings.kpi_enabled:
+            self.live_store = MetricStore(
+                max_samples_per_series=settings.store_max_samples_per_series,
+                max_series=settings.store_max_series,
+                max_age_s=settings.store_max_age_s,
+            )
         if settings.prometheus_url:
             self.prometheus = PrometheusSource.from_settings(settings)
             self._stack.push_async_callback(self.prometheus.aclose)
@@ -147,7 +158,23 @@ class AgentNode:
             directives=self.directive_store,
             predictions=predictions,
             prometheus=self.prometheus,
+            live_store=self.live_store,
         )
+        if self.live_store is not None:
+            dispatcher = self.dispatcher
+
+            async def kpi_dead_letter(
+                subject: str, data: bytes, headers: Mapping[str, str] | None, why: ProtocolError
+            ) -> None:
+                await dispatcher.dead_letter(
+                    Inbound(subject, data, headers, "core"), Refusal(why.code, why.message, None)
+                )
+
+            self.kpi = KpiSource(
+                self.nc, js, settings, self.live_store, self.kpi_stats, kpi_dead_letter
+            )
+            await self.kpi.start()
+            self._stack.push_async_callback(self.kpi.stop, settings.nats_drain_timeout_s)
         self.learning = await LearningStore.open(js, settings)
         self.dispatcher.learning = self.learning
         self.learning_readers = learning_readers(
@@ -164,7 +191,12 @@ class AgentNode:
             self.directive_consumer.run(), name="directives"
         )
         self.service = await start_service(
-            self.nc, settings, self.dispatcher, self.pool, self.counters
+            self.nc,
+            settings,
+            self.dispatcher,
+            self.pool,
+            self.counters,
+            extra=lambda: {"kpi": self.kpi_stats.snapshot()},
         )
         self.consumer = TaskConsumer(
             js, settings, self.streams["TASKS"], self.dispatcher, self.pool, self.counters
@@ -190,6 +222,10 @@ class AgentNode:
             settings.agent_id,
             settings.agent_id,
         )
+
+    def _on_error(self, exc: Exception) -> bool:
+        """Slow-consumer drops on KPI subjects are counted (and logged by the source)."""
+        return self.kpi.on_error(exc) if self.kpi is not None else False
 
     async def _shutdown(self) -> None:
         self._stopped.set()

@@ -9,6 +9,7 @@ pool's queue is full the caller gets ``rejected``/``overloaded`` at once, not a 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
@@ -33,10 +34,17 @@ DESCRIPTION = (
 
 
 async def start_service(
-    nc: Client, settings: Settings, dispatcher: Dispatcher, pool: WorkPool, counters: Counters
+    nc: Client,
+    settings: Settings,
+    dispatcher: Dispatcher,
+    pool: WorkPool,
+    counters: Counters,
+    *,
+    extra: Callable[[], dict[str, Any]] | None = None,
 ) -> Service:
     def stats(_: EndpointStats) -> Any:
-        return {**counters.snapshot(), "in_flight": pool.running, "queued": pool.pending}
+        data = {**counters.snapshot(), "in_flight": pool.running, "queued": pool.pending}
+        return {**data, **extra()} if extra is not None else data
 
     service = await add_service(
         nc,
