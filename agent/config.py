@@ -147,6 +147,15 @@ class Settings(BaseSettings):
         "configured, else the KPI store.",
     )
 
+    # --- continuous monitoring -------------------------------------------------------
+    monitor_enabled: bool = Field(default=True, description="Assess and alert on a schedule.")
+    monitor_interval_s: float = Field(default=420.0, ge=1.0, description="7 minutes.")
+    monitor_window: str = Field(default="1h", pattern=_WINDOW)
+    monitor_trigger_window: str = Field(default="7d", pattern=_WINDOW)
+    monitor_resolve_after: int = Field(default=3, ge=1)
+    monitor_trend_horizon_h: float = Field(default=24.0, gt=0)
+    monitor_runway_days: float = Field(default=14.0, gt=0)
+
     # --- process -----------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir)
     embedded_port: int = Field(default=0, ge=0, le=65_535, description="0 = a free port.")

@@ -455,6 +455,12 @@ class Alert(Message, frozen=True, kw_only=True):
     current: Finite
     target: Finite
     message: Text
+    problem_id: Ident | None = None
+    """Alerts that started together and share a cause carry the cause's alert id."""
+    symptoms: Annotated[list[Name], Meta(max_length=64)] = []
+    """On the cause's alert: the metrics it drags along."""
+    caused_by: Annotated[list[Name], Meta(max_length=64)] = []
+    """On a symptom's alert: the metrics ranked as its cause."""
 
 
 class DeadLetter(Message, frozen=True, kw_only=True):

@@ -67,6 +67,7 @@ def make_settings(nats_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "athena_id": f"{agent_id}-athena",
             "state_dir": tmp_path / "state",
             "nats_drain_timeout_s": 5.0,
+            "monitor_enabled": False,  # the monitor tests turn it on, with their own clock
             **overrides,
         }
         return Settings(**values)

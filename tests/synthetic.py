@@ -192,3 +192,41 @@ def backend_day(seed: int = 6, days: float = 1.0, step_s: float = 60.0) -> dict[
         },
         "samples": items,
     }
+
+
+INCIDENTS = (
+    # (name, start hour, end hour)
+    ("db_slowdown", 6.0, 8.0),
+    ("error_spike", 15.0, 15.75),
+)
+
+
+def monitored_day(start: float, seed: int = 8) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """A day of 1-minute samples of a healthy backend with two injected incidents.
+
+    06:00–08:00 the database slows (50 → 95 ms from 06:00); the API (70 → 170 ms) and feed
+    generation (300 → 800 ms) follow from 06:06. 15:00–15:45 a fifth of requests fail
+    (error rate 0.03 → 20 %, availability 99.97 → 80 %). Quiet otherwise: noise only.
+    """
+    rng = np.random.default_rng(seed)
+    n = 1440
+    ts = start + np.arange(n) * 60.0
+    hour = np.arange(n) / 60.0
+    db_bad = (hour >= 6.0) & (hour < 8.0)
+    follow = (hour >= 6.1) & (hour < 8.0)
+    errors = (hour >= 15.0) & (hour < 15.75)
+
+    def noisy(level: float, rel: float = 0.03) -> np.ndarray:
+        return level * (1 + rng.normal(0, rel, n))
+
+    error_rate = np.where(errors, noisy(20.0, 0.02), np.abs(noisy(0.03, 0.1)))
+    return {
+        "database_query_time": (ts, np.where(db_bad, noisy(95.0), noisy(30.0))),
+        "api_response_time": (ts, np.where(follow, noisy(170.0), noisy(70.0))),
+        "feed_generation_time": (ts, np.where(follow, noisy(800.0), noisy(300.0))),
+        "error_rate": (ts, error_rate),
+        "api_availability": (ts, np.clip(100.0 - error_rate, 0, 100)),
+        "cpu_utilization": (ts, noisy(50.0, 0.02)),
+        "memory_utilization": (ts, noisy(60.0, 0.01)),
+        "redis_cache_hit": (ts, np.clip(noisy(97.0, 0.002), 0, 100)),
+    }

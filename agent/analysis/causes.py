@@ -51,7 +51,8 @@ DEPENDENCIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "memory_utilization",
         ),
         # Errors and unavailability follow saturation, slow queries and timeouts.
-        "api_availability": (*_API_BACKENDS, "api_response_time"),
+        # failed requests are what unavailability is made of
+        "api_availability": (*_API_BACKENDS, "api_response_time", "error_rate"),
         "error_rate": (*_API_BACKENDS, "api_response_time"),
         "api_throughput": ("cpu_utilization", "database_query_time"),
         "real_time_delivery": (
@@ -60,7 +61,7 @@ DEPENDENCIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "websocket_throughput",
         ),
         "message_processing_time": ("cpu_utilization", "redis_cache_hit"),
-        "feed_generation_time": ("content_retrieval_time", "cache_hit_rate"),
+        "feed_generation_time": ("content_retrieval_time", "cache_hit_rate", "database_query_time"),
         "content_retrieval_time": ("database_query_time", "cache_hit_rate", "redis_cache_hit"),
         "report_generation": (
             "data_processing_time",

@@ -28,6 +28,7 @@ from agent.runtime.dispatcher import Clock, Dispatcher, Inbound, Refusal, utc_no
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.kv import open_bucket
 from agent.runtime.learning import LearningStore, learning_readers
+from agent.runtime.monitor import Monitor
 from agent.runtime.pool import WorkPool
 from agent.runtime.predictions import Predictions
 from agent.runtime.publisher import Publisher
@@ -72,6 +73,8 @@ class AgentNode:
         self.learning: LearningStore | None = None
         self.prometheus: PrometheusSource | None = None
         self.live_store: MetricStore | None = None
+        self.monitor: Monitor | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
         self.kpi: KpiSource | None = None
         self.kpi_stats = KpiStats()
         self.learning_readers: list[StreamReader] = []
@@ -184,6 +187,15 @@ class AgentNode:
             asyncio.create_task(r.run(), name=f"learning-{r.durable}")
             for r in self.learning_readers
         ]
+        if settings.monitor_enabled:
+            self.monitor = Monitor(
+                settings,
+                self.dispatcher,
+                publisher,
+                await open_bucket(js, settings, "MONITOR", description="monitor state and lease"),
+                holder=f"{settings.agent_id}-{self.nc.client_id}-{id(self)}",
+            )
+            self._monitor_task = asyncio.create_task(self.monitor.run(), name="monitor")
         self.directive_consumer = directive_reader(
             js, settings.agent_id, self.streams["DIRECTIVES"], self.directive_store, self.dispatcher
         )
@@ -233,6 +245,7 @@ class AgentNode:
             _stop_loop(self.consumer, self._consumer_task),
             _stop_loop(self.watcher, self._watcher_task),
             _stop_loop(self.directive_consumer, self._directives_task),
+            _stop_loop(self.monitor, self._monitor_task),
             *(
                 _stop_loop(r, t)
                 for r, t in zip(self.learning_readers, self._learning_tasks, strict=True)

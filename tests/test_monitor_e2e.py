@@ -1,0 +1,155 @@
+"""Continuous monitoring over a real nats-server, time driven by the test (no sleeps)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from agent.config import Settings
+from agent.runtime.kv import open_bucket
+from agent.runtime.monitor import Lease, Monitor
+from agent.runtime.node import AgentNode
+from tests import synthetic
+from tests.test_node_e2e import stream_messages
+
+pytestmark = pytest.mark.nats
+
+DAY0 = 1_764_288_000.0  # 2025-11-28T00:00:00Z
+INTERVAL = 420.0
+
+
+async def monitor_for(node: AgentNode, holder: str = "test") -> Monitor:
+    assert node.dispatcher is not None
+    assert node.nc is not None
+    js = node.nc.jetstream()
+    kv = await open_bucket(js, node.settings, "MONITOR", description="monitor state and lease")
+    return Monitor(node.settings, node.dispatcher, node.dispatcher.publisher, kv, holder=holder)
+
+
+def feed(node: AgentNode, day: dict[str, Any], until: float, since: float = -1.0) -> None:
+    """Write the day's samples in (since, until] into the agent's live store."""
+    store = node.live_store
+    assert store is not None
+    for metric, (ts, values) in day.items():
+        keep = (ts > since) & (ts <= until)
+        if keep.any():
+            store.add_many(metric, ts[keep], values[keep])
+
+
+async def alerts_of(
+    nc: Client, node: AgentNode, expect: int, wait: float = 5.0
+) -> list[dict[str, Any]]:
+    msgs = await stream_messages(
+        nc, node.streams["ALERTS"], "swarm.alerts.backend.>", expect, wait=wait
+    )
+    return [json.loads(m.data) for m in msgs]
+
+
+@pytest.mark.slow
+async def test_a_simulated_day_raises_each_incident_once_grouped(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(kpi_stream=False)
+    day = synthetic.monitored_day(DAY0)
+    async with AgentNode(settings) as node:
+        monitor = await monitor_for(node)
+        fed = -1.0
+        raised: list[tuple[float, Any]] = []
+        now = DAY0 + 3600.0  # an hour of history before the first assessment
+        while now <= DAY0 + 86_400.0:
+            feed(node, day, now, fed)
+            fed = now
+            result = await monitor.run_once(now)
+            raised += [(now, d) for d in result.alerts]
+            now += INTERVAL
+        opened = [(t, d) for t, d in raised if d.notification == "raise"]
+        hours = sorted({round((t - DAY0) / 3600.0, 1) for t, _ in opened})
+        # nothing in the quiet periods: every raise falls inside an incident (+ one run late)
+        for t, d in opened:
+            h = (t - DAY0) / 3600.0
+            assert any(a <= h <= b + INTERVAL / 3600 for _, a, b in synthetic.INCIDENTS), (h, d)
+        # the DB incident: one problem, the database named as its cause
+        db = [d for t, d in opened if 6.0 <= (t - DAY0) / 3600.0 <= 8.2]
+        problems = {d.problem_id for d in db if d.problem_id}
+        assert problems, db
+        cause_alert = next(d for d in db if d.metric == "database_query_time")
+        assert {"api_response_time", "feed_generation_time"} <= set(cause_alert.symptoms) or any(
+            "database_query_time" in d.caused_by for d in db if d.metric != "database_query_time"
+        )
+        # each incident's metric raised once per episode: no floods
+        keys = [d.episode_key for _, d in opened]
+        timeline = [
+            (round((t - DAY0) / 3600, 2), d.episode_key, d.notification, d.problem_id)
+            for t, d in raised
+        ]
+        assert len(keys) == len(set(keys)), "; ".join(map(str, timeline))
+        # every alert of the DB incident belongs to one problem, caused by the database
+        db_problems = {d.problem_id or d.alert_id for d in db if d.notification == "raise"}
+        assert len(db_problems) == 1, "; ".join(map(str, timeline))
+        # so does every alert of the error spike, caused by the failing requests
+        spike = [d for t, d in opened if 15.0 <= (t - DAY0) / 3600.0 <= 16.0]
+        assert {d.metric for d in spike} >= {"error_rate", "api_availability"}
+        assert len({d.problem_id or d.alert_id for d in spike}) == 1, "; ".join(map(str, timeline))
+        # and both incidents resolved once they were over
+        resolved = {d.metric for _, d in raised if d.notification == "resolve"}
+        assert {"database_query_time", "error_rate"} <= resolved
+        assert hours  # for the failure message above
+        published = await alerts_of(nc, node, len(raised))
+        assert len(published) == len(raised)  # once each on the stream (Nats-Msg-Id)
+
+
+async def test_state_survives_a_restart_and_a_second_replica_waits(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(kpi_stream=False)
+    day = synthetic.monitored_day(DAY0)
+    at = DAY0 + 7.0 * 3600  # inside the DB incident
+    async with AgentNode(settings) as node:
+        feed(node, day, at)
+        first = await monitor_for(node, "replica-a")
+        opened = (await first.run_once(at)).alerts
+        assert any(d.metric == "database_query_time" for d in opened)
+    async with AgentNode(settings) as restarted:  # a restarted agent: no re-raise
+        feed(restarted, day, at + INTERVAL)
+        again = await monitor_for(restarted, "replica-b")
+        later = (await again.run_once(at + INTERVAL)).alerts
+        assert not [
+            d for d in later if d.notification == "raise" and d.metric == "database_query_time"
+        ]
+        # two replicas: one lease
+        kv = again.kv
+        a, b = Lease(kv, "replica-a", ttl_s=60), Lease(kv, "replica-b", ttl_s=60)
+        assert await a.acquire(at)
+        assert not await b.acquire(at + 10)
+        assert await a.acquire(at + 30)  # renewing
+        assert not await b.acquire(at + 80)  # a renewed at +30: good until +90
+        assert await b.acquire(at + 91)  # a died: b takes over after the lease time
+        assert not await a.acquire(at + 100)
+
+
+async def test_the_schedule_does_not_drift_and_counts_skipped_runs(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(kpi_stream=False, monitor_interval_s=1.0)
+    async with AgentNode(settings) as node:
+        clock = {"now": DAY0}
+        monitor = await monitor_for(node)
+        monitor.wall_clock = lambda: clock["now"]
+        runs: list[float] = []
+
+        async def slow_run(now: float) -> Any:
+            runs.append(now)
+            clock["now"] += 2.5 if len(runs) == 1 else 0.2  # the first run overruns 2.5 slots
+            if len(runs) == 3:
+                monitor.stop()
+            return None
+
+        monitor.run_once = slow_run  # type: ignore[method-assign]
+        await monitor.run()
+        assert monitor.skipped == 2  # slots 1 and 2 were missed
+        assert runs[0] == DAY0
+        assert runs[1] == pytest.approx(DAY0 + 2.5)  # the fake clock stood still while it waited
