@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,28 @@ def feed(node: AgentNode, day: dict[str, Any], until: float, since: float = -1.0
             store.add_many(metric, ts[keep], values[keep])
 
 
+async def feed_kpi(
+    nc: Client, node: AgentNode, day: dict[str, Any], until: float, since: float
+) -> None:
+    """Publish the day's samples in (since, until] as kpi_batch/v1 and wait until ingested."""
+    samples = [
+        {"metric": metric, "value": float(v), "ts": float(t)}
+        for metric, (ts, values) in day.items()
+        for t, v in zip(ts, values, strict=True)
+        if since < t <= until
+    ]
+    before = node.kpi_stats.samples_accepted
+    for k in range(0, len(samples), 100):
+        batch = {"schema": "kpi_batch/v1", "source": "sim", "samples": samples[k : k + 100]}
+        await nc.publish(f"swarm.kpi.backend.{node.settings.agent_id}", json.dumps(batch).encode())
+    await nc.flush()
+    for _ in range(400):
+        if node.kpi_stats.samples_accepted >= before + len(samples):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("KPI samples not ingested in time")
+
+
 async def alerts_of(
     nc: Client, node: AgentNode, expect: int, wait: float = 5.0
 ) -> list[dict[str, Any]]:
@@ -61,7 +84,7 @@ async def test_a_simulated_day_raises_each_incident_once_grouped(
         raised: list[tuple[float, Any]] = []
         now = DAY0 + 3600.0  # an hour of history before the first assessment
         while now <= DAY0 + 86_400.0:
-            feed(node, day, now, fed)
+            await feed_kpi(nc, node, day, now, fed)  # over NATS, as the KPI tracker sends them
             fed = now
             result = await monitor.run_once(now)
             raised += [(now, d) for d in result.alerts]
