@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     monitor_window: str = Field(default="1h", pattern=_WINDOW)
     monitor_trigger_window: str = Field(default="7d", pattern=_WINDOW)
     monitor_resolve_after: int = Field(default=3, ge=1)
+    monitor_lease_s: float = Field(
+        default=0.0, ge=0, description="How long a replica's monitor lease lasts; 0 = 3 intervals."
+    )
     monitor_trend_horizon_h: float = Field(default=24.0, gt=0)
     monitor_runway_days: float = Field(default=14.0, gt=0)
 

@@ -1,10 +1,13 @@
-"""Continuous monitoring over a real nats-server, time driven by the test (no sleeps)."""
+"""Continuous monitoring over a real nats-server; time is the test's clock (the replica test runs
+the real schedule at a 1 s interval, with bounded waits)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -176,3 +179,57 @@ async def test_the_schedule_does_not_drift_and_counts_skipped_runs(
         assert monitor.skipped == 2  # slots 1 and 2 were missed
         assert runs[0] == DAY0
         assert runs[1] == pytest.approx(DAY0 + 2.5)  # the fake clock stood still while it waited
+
+
+@pytest.mark.slow
+async def test_two_replicas_one_monitor_and_a_takeover_without_re_raising(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    agent_id = f"pb-ha-{DAY0:.0f}"[:20]
+    settings = make_settings(
+        agent_id=agent_id,
+        kpi_stream=False,
+        monitor_enabled=True,
+        monitor_interval_s=1.0,
+        monitor_lease_s=3.0,
+    )
+    wall = time.time()
+    # the database is far over its target for the last half hour
+    samples = [
+        {"metric": "database_query_time", "value": 120.0 + (i % 3), "ts": wall - 60.0 * (30 - i)}
+        for i in range(31)
+    ]
+    batch = json.dumps({"schema": "kpi_batch/v1", "source": "t", "samples": samples}).encode()
+    async with AgentNode(settings) as first:
+        async with AgentNode(settings) as second:
+            await nc.publish(f"swarm.kpi.backend.{agent_id}", batch)  # both replicas ingest it
+            await nc.flush()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while loop.time() < deadline:
+                runs = [n.monitor.runs if n.monitor else 0 for n in (first, second)]
+                if sum(runs) >= 3:
+                    break
+                await asyncio.sleep(0.1)
+            runs = [n.monitor.runs if n.monitor else 0 for n in (first, second)]
+            assert min(runs) == 0, runs  # exactly one of them monitors
+            assert max(runs) >= 3, runs
+            leader, standby = (first, second) if runs[0] else (second, first)
+            # the leader dies: its monitor stops without releasing the lease, as a killed
+            # process would; the standby takes over once the lease runs out
+            assert leader._monitor_task is not None
+            assert standby.monitor is not None
+            leader._monitor_task.cancel()
+            deadline = loop.time() + 3.0 + 2.0 + 5.0  # lease + an interval + slack
+            while standby.monitor.runs == 0 and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            assert standby.monitor.runs > 0
+            await asyncio.sleep(1.5)  # a run or two by the new holder
+        raised = [  # the alerts stream is shared by the session: this test's only
+            a
+            for a in await alerts_of(nc, first, 1)
+            if a["metric"] == "database_query_time"
+            and a["kind"] == "target_breach"
+            and datetime.fromisoformat(a["raised_at"]).timestamp() >= wall - 5
+        ]
+        assert len(raised) == 1, raised  # raised once, not again by the replica

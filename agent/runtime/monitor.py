@@ -147,7 +147,8 @@ class Monitor:
         self.kv = kv
         self.wall_clock = wall_clock
         self.interval_s = settings.monitor_interval_s
-        self.lease = Lease(kv, holder, ttl_s=max(3 * self.interval_s, 30.0))
+        self.lease = Lease(kv, holder, ttl_s=settings.monitor_lease_s or 3 * self.interval_s)
+        self.runs = 0
         self.config = MonitorConfig(
             resolve_after=settings.monitor_resolve_after,
             trend_horizon_h=settings.monitor_trend_horizon_h,
@@ -169,6 +170,7 @@ class Monitor:
         while not self._stopping.is_set():
             now = self.wall_clock()
             if await self.lease.acquire(now):
+                self.runs += 1
                 try:
                     await self.run_once(now)
                 except Exception:

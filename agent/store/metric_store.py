@@ -57,8 +57,8 @@ class _Buffer:
 
     Appends in time order are amortised O(1): the arrays grow by half (doubling would
     leave up to half of a growing series' memory empty: 32 bytes a sample instead of 16)
-    up to the limit plus a quarter of slack, and once at that size the live samples are moved back to the
-    front only after the slack is used up. A sample older than the newest one is
+    up to the limit plus a quarter of slack, and once at that size the live samples are
+    moved back to the front only after the slack is used up. A sample older than the newest one is
     merged in by sorting just the tail it lands in.
     """
 
