@@ -133,6 +133,57 @@ def cmd_learning(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _ping(settings: Settings, servers: list[str], subject: str, timeout: float) -> bool:
+    import nats
+
+    from agent.runtime.connection import connect_options
+
+    async def quiet(exc: Exception) -> None:  # the one line below says it all
+        return None
+
+    options = {**connect_options(settings, servers), "allow_reconnect": False}
+    options |= {"connect_timeout": timeout, "error_cb": quiet}
+    try:  # nats-py may keep retrying a refused first connect: bound it ourselves
+        nc = await asyncio.wait_for(nats.connect(**options), timeout * 2)
+    except Exception as exc:
+        print(f"NATS not reachable at {','.join(servers)}: {exc!r}", file=sys.stderr)
+        return False
+    try:
+        reply = await nc.request(subject, b"", timeout=timeout)
+        answer = json.loads(reply.data)
+        print(json.dumps(answer))
+        return bool(answer.get("name") == settings.agent_id)
+    except Exception as exc:
+        print(f"no answer on {subject}: {exc!r}", file=sys.stderr)
+        return False
+    finally:
+        await nc.close()
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    """Ask the agent's service ($SRV.PING) whether it serves; with --self, this instance only.
+
+    Exit 0 when it answers, 1 when it does not. For readiness and health probes.
+    """
+    settings = _settings()
+    servers = settings.servers
+    subject = f"$SRV.PING.{settings.agent_id}"
+    if args.self:
+        path = settings.state_dir / "service.json"
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print(f"this instance is not serving (no {path})", file=sys.stderr)
+            return EXIT_FAILURE
+        subject = f"$SRV.PING.{info['agent_id']}.{info['service_id']}"
+        servers = servers or [info["url"]]
+    if not servers:
+        print("ping needs NATS_URL (or --self on a running instance)", file=sys.stderr)
+        return EXIT_USAGE
+    ok = asyncio.run(_ping(settings, servers, subject, args.timeout))
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prometheus-backend",
@@ -149,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help=cmd_schema.__doc__, description=cmd_schema.__doc__)
     schema.add_argument("-o", "--output", help="file to write (default: stdout)")
     schema.set_defaults(func=cmd_schema)
+    ping = sub.add_parser(
+        "ping", help="is the agent serving? (exit 0/1)", description=cmd_ping.__doc__
+    )
+    ping.add_argument("--self", action="store_true", help="this instance (its state dir)")
+    ping.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    ping.set_defaults(func=cmd_ping)
     learning = sub.add_parser(
         "learning", help=cmd_learning.__doc__, description=cmd_learning.__doc__
     )

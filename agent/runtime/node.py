@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
@@ -228,12 +230,25 @@ class AgentNode:
             js, settings.agent_id, advisories, self.streams["TASKS"], self.dispatcher
         )
         self._watcher_task = asyncio.create_task(self.watcher.run(), name="max-deliveries")
+        self._write_service_file()
         log.info(
             "agent %s serving: rpc on swarm.rpc.%s.*, durable tasks on swarm.tasks.%s.>",
             settings.agent_id,
             settings.agent_id,
             settings.agent_id,
         )
+
+    @property
+    def service_file(self) -> Path:
+        """Where this instance says who it is, for ``prometheus-backend ping --self``."""
+        return self.settings.state_dir / "service.json"
+
+    def _write_service_file(self) -> None:
+        assert self.service is not None
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        info = {"agent_id": self.settings.agent_id, "service_id": self.service.id, "url": self.url}
+        self.service_file.write_text(json.dumps(info) + "\n", encoding="utf-8")
+        self._stack.callback(self.service_file.unlink, missing_ok=True)
 
     def _on_error(self, exc: Exception) -> bool:
         """Slow-consumer drops on KPI subjects are counted (and logged by the source)."""
