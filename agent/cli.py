@@ -79,6 +79,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     provider = setup_tracing(settings.otel_exporter, settings.agent_id, settings.otel_endpoint)
     try:
         return asyncio.run(serve(settings))
+    except Exception as exc:  # e.g. refused credentials: say so in one line, exit non-zero
+        log.error("agent stopped: %r", exc)
+        return EXIT_FAILURE
     finally:
         if provider is not None:
             provider.shutdown()

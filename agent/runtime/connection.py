@@ -127,12 +127,17 @@ async def connect(
         reraise=True,
     ):
         with attempt:
+            # nats-py retries a first connect forever inside itself when reconnecting is on
+            # (and then our bound and our log never apply; a wrong password would hang):
+            # connect with it off, turn it on once connected.
             nc: Client = await nats.connect(
-                **opts,
+                **{**opts, "allow_reconnect": False},
                 error_cb=error_cb,
                 disconnected_cb=disconnected_cb,
                 reconnected_cb=reconnected_cb,
                 closed_cb=closed_cb,
             )
+    nc.options["allow_reconnect"] = True
+    nc.options["max_reconnect_attempts"] = -1
     log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
     return nc

@@ -91,7 +91,7 @@ class TaskConsumer:
                 msgs = []  # nothing now (nats.py #418), not an error
             except Exception as exc:
                 log.warning("fetching tasks failed (%r); re-subscribing in %.1fs", exc, backoff)
-                self._sub = None
+                await self.close()  # an abandoned inbox would keep a fetch alive and stall drain
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)

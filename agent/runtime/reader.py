@@ -68,6 +68,9 @@ class StreamReader:
                 continue
             except Exception as exc:
                 log.warning("reading %s failed (%r); retrying", self.subject, exc)
+                if sub is not None:  # an abandoned inbox would keep a fetch alive, stall drain
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
                 sub = None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 2.0)
