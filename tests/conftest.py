@@ -68,6 +68,9 @@ def make_settings(nats_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "state_dir": tmp_path / "state",
             "nats_drain_timeout_s": 5.0,
             "monitor_enabled": False,  # the monitor tests turn it on, with their own clock
+            # the KPI stream captures swarm.kpi.backend.> for every agent on the server: only
+            # the tests about it replay it, so one test's KPI input is not the next one's
+            "kpi_stream": False,
             **overrides,
         }
         return Settings(**values)
