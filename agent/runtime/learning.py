@@ -26,7 +26,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError, NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
@@ -204,17 +204,25 @@ class LearningStore:
 
     # --- reading it back -------------------------------------------------------------
 
+    async def keys(self) -> list[str]:
+        """The bucket's keys, from the stream's subjects.
+
+        Not ``KeyValue.keys()``: nats-py makes an ordered consumer for it that lingers on
+        the server for minutes, and every task reads the state — the server refused the
+        1 000th such consumer and every later task failed (found by the crash-safety bench).
+        """
+        bucket = f"KV_{self.kv._name}"
+        prefix = f"$KV.{self.kv._name}."
+        info = await self.js.stream_info(bucket, subjects_filter=f"{prefix}>")
+        return sorted(s.removeprefix(prefix) for s in (info.state.subjects or {}))
+
     async def snapshot(self) -> LearningState:
         """The whole state as it is in KV now."""
         state = LearningState()
-        try:
-            keys = await self.kv.keys()
-        except NoKeysError:
-            return state
-        for key in keys:
+        for key in await self.keys():
             try:
                 entry = await self.kv.get(key)
-            except KeyNotFoundError:
+            except NotFoundError:  # deleted or purged since the listing
                 continue
             if not entry.value:
                 continue
@@ -260,10 +268,7 @@ class LearningStore:
             wanted[summary_key(approach, metric)] = _ENC.encode(summary)
         for plan_id, progress in state.plans.items():
             wanted[plan_key(plan_id)] = _ENC.encode(progress)
-        try:
-            existing = set(await self.kv.keys())
-        except NoKeysError:
-            existing = set()
+        existing = set(await self.keys())
         for key in existing - set(wanted):
             await self.kv.delete(key)
         for key, value in wanted.items():
