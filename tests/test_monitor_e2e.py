@@ -155,6 +155,8 @@ async def test_state_survives_a_restart_and_a_second_replica_waits(
         assert not await b.acquire(at + 80)  # a renewed at +30: good until +90
         assert await b.acquire(at + 91)  # a died: b takes over after the lease time
         assert not await a.acquire(at + 100)
+        await b.release()  # a graceful stop gives it up at once (the key is deleted)
+        assert await a.acquire(at + 101)
 
 
 async def test_the_schedule_does_not_drift_and_counts_skipped_runs(

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from agent.runtime.dispatcher import Dispatcher
@@ -32,7 +32,7 @@ class DirectiveStore:
     async def latest(self) -> StrategicDirective | None:
         try:
             entry = await self.kv.get(KEY)
-        except KeyNotFoundError:
+        except NotFoundError:  # never written, or deleted (KeyDeletedError)
             return None
         if not entry.value:
             return None

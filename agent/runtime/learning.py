@@ -26,7 +26,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
@@ -131,7 +131,7 @@ class LearningStore:
                     entry = await self.kv.get(key)
                     current: T | None = decoder.decode(entry.value) if entry.value else None
                     revision: int | None = entry.revision
-                except KeyNotFoundError:
+                except NotFoundError:  # never written, or deleted (KeyDeletedError)
                     current, revision = None, None
                 updated = apply(current)
                 if updated is current:

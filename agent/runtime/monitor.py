@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from agent.analysis.catalog import CATALOG
@@ -101,7 +101,7 @@ class Lease:
         value = _ENC.encode(LeaseValue(holder=self.holder, expires=now + self.ttl_s))
         try:
             entry = await self.kv.get(LEASE_KEY)
-        except KeyNotFoundError:
+        except NotFoundError:  # never written, or deleted (KeyDeletedError)
             try:
                 await self.kv.create(LEASE_KEY, value)
             except KeyWrongLastSequenceError:
@@ -169,7 +169,12 @@ class Monitor:
         slot = 0
         while not self._stopping.is_set():
             now = self.wall_clock()
-            if await self.lease.acquire(now):
+            try:
+                holding = await self.lease.acquire(now)
+            except Exception:
+                log.exception("monitor lease unavailable; trying again at the next slot")
+                holding = False
+            if holding:
                 self.runs += 1
                 try:
                     await self.run_once(now)
@@ -362,7 +367,7 @@ class Monitor:
     async def _load(self) -> tuple[Stored, int | None]:
         try:
             entry = await self.kv.get(STATE_KEY)
-        except KeyNotFoundError:
+        except NotFoundError:  # never written, or deleted (KeyDeletedError)
             return Stored(state=MonitorState()), None
         if not entry.value:
             return Stored(state=MonitorState()), entry.revision

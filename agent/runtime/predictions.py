@@ -8,7 +8,7 @@ baseline are published.
 from __future__ import annotations
 
 import msgspec
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
 from agent.learning.records import PredictionRecord
@@ -31,7 +31,7 @@ class Predictions:
     async def get(self, recommendation_id: str) -> PredictionRecord | None:
         try:
             entry = await self.kv.get(recommendation_id)
-        except KeyNotFoundError:
+        except NotFoundError:  # never written, or deleted (KeyDeletedError)
             return None
         return _DECODER.decode(entry.value) if entry.value else None
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from agent.config import Settings
@@ -65,7 +65,7 @@ class TaskRecords:
     async def get(self, task_id: str) -> tuple[TaskRecord, int] | None:
         try:
             entry = await self.kv.get(record_key(task_id))
-        except KeyNotFoundError:
+        except NotFoundError:  # never written, or deleted (KeyDeletedError)
             return None
         if entry.value is None:
             return None
