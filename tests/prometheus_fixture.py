@@ -25,7 +25,7 @@ from wsgiref.simple_server import WSGIServer
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from agent.runtime.embedded import free_port
+from agent.runtime.embedded import free_port, stop_process
 
 # OTel's recommended buckets for http.server.request.duration (seconds).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -293,13 +293,7 @@ class PrometheusServer:
 
     async def stop(self, timeout: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc, timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

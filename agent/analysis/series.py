@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -268,3 +269,35 @@ def mean_rate(series: Series) -> float | None:
     if not span > 0.0 or not math.isfinite(span):
         return None
     return counter_increase(series) / span
+
+
+# --- common time grids -------------------------------------------------------------
+
+
+def bucket_means(series: Series, edges: FloatArray) -> FloatArray:
+    """Mean of the samples in each bucket of ``edges``; NaN where empty or not finite."""
+    buckets = edges.size - 1
+    out = np.full(buckets, np.nan)
+    if series.scalar or len(series) == 0:
+        return out
+    idx = np.clip(np.searchsorted(edges, series.ts, side="right") - 1, 0, buckets - 1)
+    with np.errstate(all="ignore"):
+        sums = np.bincount(idx, weights=series.values, minlength=buckets)
+        counts = np.bincount(idx, minlength=buckets)
+        has = counts > 0
+        out[has] = sums[has] / counts[has]
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def summed_counter_rate(counters: Mapping[Any, Series], edges: FloatArray) -> FloatArray:
+    """Per-bucket total rate of several counters (each series' mean rate, summed; NaN if none)."""
+    total = np.zeros(edges.size - 1)
+    seen = np.zeros(edges.size - 1, dtype=bool)
+    for series in counters.values():
+        rate = bucket_means(counter_rate(series), edges)
+        has = np.isfinite(rate)
+        total[has] += rate[has]
+        seen |= has
+    total[~seen] = np.nan
+    return total

@@ -32,9 +32,17 @@ from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 
 from agent.analysis.catalog import CATALOG, Direction
-from agent.analysis.series import FloatArray, Series, bucketize, counter_rate, mean, median
+from agent.analysis.series import (
+    FloatArray,
+    Series,
+    bucket_means,
+    bucketize,
+    mean,
+    median,
+    summed_counter_rate,
+)
 from agent.analysis.trend import ALPHA, MIN_SAMPLES, mann_kendall, theil_sen
-from agent.store.metric_store import LabelSet, MetricStore
+from agent.store.metric_store import MetricStore
 
 DAY = 86_400.0
 MIN_USL_LEVELS = 6
@@ -578,35 +586,6 @@ def _missing(reason: str) -> dict[str, Any]:
     return {"value": None, "reason": reason}
 
 
-def _bucket_means(series: Series, edges: FloatArray) -> FloatArray:
-    """Mean of the samples in each bucket of ``edges``; NaN where empty or not finite."""
-    buckets = edges.size - 1
-    out = np.full(buckets, np.nan)
-    if series.scalar or len(series) == 0:
-        return out
-    idx = np.clip(np.searchsorted(edges, series.ts, side="right") - 1, 0, buckets - 1)
-    with np.errstate(all="ignore"):
-        sums = np.bincount(idx, weights=series.values, minlength=buckets)
-        counts = np.bincount(idx, minlength=buckets)
-        has = counts > 0
-        out[has] = sums[has] / counts[has]
-    out[~np.isfinite(out)] = np.nan
-    return out
-
-
-def _summed_counter_rate(counters: Mapping[LabelSet, Series], edges: FloatArray) -> FloatArray:
-    """Per-bucket total rate of several counters (each series' mean rate, summed; NaN if none)."""
-    total = np.zeros(edges.size - 1)
-    seen = np.zeros(edges.size - 1, dtype=bool)
-    for series in counters.values():
-        rate = _bucket_means(counter_rate(series), edges)
-        has = np.isfinite(rate)
-        total[has] += rate[has]
-        seen |= has
-    total[~seen] = np.nan
-    return total
-
-
 @dataclass(frozen=True, slots=True)
 class _Figure:
     value: float | None
@@ -626,9 +605,9 @@ def _request_rate(
     if len(own):
         value = _finite(mean(own.values))
         basis = f"mean of {len(own)} api_throughput samples over the window"
-        return _bucket_means(own, edges), _Figure(value, basis)
+        return bucket_means(own, edges), _Figure(value, basis)
     counters = store.select("http_requests_total", window_s=window_s, end=end)
-    rate = _summed_counter_rate(counters, edges) if counters else np.full(edges.size - 1, np.nan)
+    rate = summed_counter_rate(counters, edges) if counters else np.full(edges.size - 1, np.nan)
     if np.isfinite(rate).any():
         basis = (
             f"summed rate of {len(counters)} http_requests_total counter series "
@@ -661,8 +640,8 @@ def _concurrency_buckets(
     if len(users):
         value = _finite(mean(users.values))
         basis = "mean of the concurrent_users samples"
-        return _bucket_means(users, edges), _Figure(value, basis)
-    latency = _bucket_means(store.merged("api_response_time", window_s=window_s, end=end), edges)
+        return bucket_means(users, edges), _Figure(value, basis)
+    latency = bucket_means(store.merged("api_response_time", window_s=window_s, end=end), edges)
     with np.errstate(all="ignore"):
         little = rate * latency / 1000.0
     little[~np.isfinite(little)] = np.nan

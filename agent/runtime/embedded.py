@@ -38,6 +38,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+async def stop_process(proc: asyncio.subprocess.Process | None, timeout: float = 10.0) -> None:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL: a child never outlives its owner."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 class EmbeddedServer:
     """``async with EmbeddedServer(store_dir) as srv: srv.url`` — a JetStream server of our own."""
 
@@ -98,14 +110,7 @@ class EmbeddedServer:
 
     async def stop(self, timeout: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_process(proc, timeout)
 
     async def __aenter__(self) -> EmbeddedServer:
         await self.start()

@@ -24,7 +24,7 @@ from agent.analysis.causes import CauseInput, caused_by, rank_causes
 from agent.analysis.changepoints import detect_change_points, find_outliers
 from agent.analysis.judge import Judgement, judge
 from agent.analysis.patterns import request_patterns
-from agent.analysis.series import Series, bucketize, counter_rate, parse_window
+from agent.analysis.series import Series, bucketize, parse_window, summed_counter_rate
 from agent.analysis.slo import slo_status
 from agent.analysis.trend import MIN_SAMPLES
 from agent.errors import InsufficientData
@@ -93,18 +93,8 @@ RATE_BUCKETS = 120
 def summed_rate(counters: Mapping[Labels, Series], start: float, end: float) -> Series:
     """Total per-second rate of several counters on a common time grid (resets handled)."""
     edges = np.linspace(start, end, RATE_BUCKETS + 1)
-    total = np.zeros(RATE_BUCKETS)
-    seen = np.zeros(RATE_BUCKETS, dtype=bool)
-    for series in counters.values():
-        rates = counter_rate(series)
-        if len(rates) == 0:
-            continue
-        idx = np.clip(np.searchsorted(edges, rates.ts, side="right") - 1, 0, RATE_BUCKETS - 1)
-        sums = np.bincount(idx, weights=rates.values, minlength=RATE_BUCKETS)
-        counts = np.bincount(idx, minlength=RATE_BUCKETS)
-        has = counts > 0
-        total[has] += sums[has] / counts[has]
-        seen |= has
+    total = summed_counter_rate(counters, edges)
+    seen = np.isfinite(total)
     centres = (edges[:-1] + edges[1:]) / 2
     return Series(ts=centres[seen], values=total[seen])
 
