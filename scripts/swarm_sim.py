@@ -591,8 +591,13 @@ async def run_loop(
     infeasible_approach: str | None = "multi_level_caching",
     timeout: float = 10.0,
     on_round: Callable[[RoundStats], None] | None = None,
+    keep_going: Callable[[], bool] | None = None,
+    pause_s: float = 0.0,
 ) -> list[RoundStats]:
     """Run ``rounds`` closed-loop rounds against the agent ``agent_id`` on ``nats_url``.
+
+    With ``keep_going``, a round after the first starts only while it returns True;
+    ``pause_s`` seconds pass between rounds.
 
     ``on_round(stats)`` is called after each round (e.g. to print it). Every wait is bounded
     by ``timeout`` seconds; a missing result, plan or baseline raises ``SimulationError``.
@@ -613,9 +618,11 @@ async def run_loop(
         await swarm.hephaestus.start()
         await swarm.athena.start()
         try:
-            out = []
-            for number in range(1, rounds + 1):
-                stats = await _round(swarm, number)
+            out: list[RoundStats] = []
+            while len(out) < rounds and (keep_going is None or not out or keep_going()):
+                if out and pause_s:
+                    await asyncio.sleep(pause_s)
+                stats = await _round(swarm, len(out) + 1)
                 out.append(stats)
                 if on_round is not None:
                     on_round(stats)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -16,6 +17,9 @@ from agent.cli.common import EXIT_CODES_HELP, EXIT_USAGE, UsageError
 
 COMMANDS = (
     "run",
+    "analyze",
+    "request",
+    "status",
     "learning",
     "schema",
     "config",
@@ -44,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"prometheus-backend {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `… | head`: the reader left; say nothing more (Python docs' idiom)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return code
 
 

@@ -99,7 +99,13 @@ async def connect(
             log.exception("error hook failed")
         log.error("NATS error: %r", exc)
 
+    connected: list[Client] = []
+
     async def disconnected_cb() -> None:
+        # nats-py calls this on every close too: only an unplanned loss is worth a warning
+        if connected and (connected[0].is_closed or connected[0].is_draining):
+            log.info("NATS disconnected: connection closing")
+            return
         log.warning("NATS disconnected")
 
     async def reconnected_cb() -> None:
@@ -137,6 +143,7 @@ async def connect(
                 reconnected_cb=reconnected_cb,
                 closed_cb=closed_cb,
             )
+    connected.append(nc)
     nc.options["allow_reconnect"] = True
     nc.options["max_reconnect_attempts"] = -1
     log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")

@@ -1,0 +1,37 @@
+"""A task's params from a file, as ``analyze`` and ``request`` take them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import msgspec
+
+from agent.cli.common import UsageError
+from protocols import KpiBatch, ProtocolError, TaskParams, TaskRequest, decode
+
+_PARAMS = msgspec.json.Decoder(TaskParams)
+
+
+def read_params(path: str) -> TaskParams:
+    """A task's params from a file: a ``task_request/v1``, a ``kpi_batch/v1`` or bare params.
+
+    Bare params are the ``params`` object of a task: ``metrics`` (name → value or
+    ``[[timestamp, value], …]``), ``samples``, ``targets``, ``window``.
+    """
+    try:
+        data = Path(path).read_bytes() if path != "-" else sys.stdin.buffer.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        body = msgspec.json.decode(data)
+        schema = str(body.get("schema", "")) if isinstance(body, dict) else ""
+        if schema.startswith("task_request/"):
+            return decode(TaskRequest, data).params
+        if schema.startswith("kpi_batch/"):
+            return TaskParams(samples=decode(KpiBatch, data).samples)
+        return _PARAMS.decode(data)
+    except ProtocolError as exc:
+        raise UsageError(f"{path}: {exc.code}: {exc}") from None
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise UsageError(f"{path}: not task params, a task_request or a kpi_batch: {exc}") from None
