@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from agent import __version__
-from agent.cli.common import EXIT_CODES_HELP, EXIT_USAGE, UsageError
+from agent.cli.common import EXIT_CODES_HELP, EXIT_OK, EXIT_USAGE, UsageError
 
 COMMANDS = (
     "run",
@@ -22,6 +22,7 @@ COMMANDS = (
     "status",
     "learning",
     "schema",
+    "asyncapi",
     "config",
     "ping",
 )
