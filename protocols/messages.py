@@ -209,6 +209,23 @@ class TrendDetail(Struct, frozen=True, kw_only=True):
     p_value: float | None = None
 
 
+class MetricSeries(Struct, frozen=True, kw_only=True):
+    """A judged metric's samples over the window, thinned for charts (at most 60 points).
+
+    The span from the window's first to its last sample is cut into equal-width time
+    buckets of ``bucket_s`` seconds; each non-empty bucket gives one point: ``values`` the
+    median of its samples' values, ``timestamps`` (Unix epoch seconds) the median of their
+    times, so neither the bucket's start nor its centre but a time inside the data, and
+    strictly increasing. A window of at most 60 samples is given sample by sample
+    (``bucket_s`` = 0). For counters the samples are the derived per-second rates.
+    Values to six significant digits, times to the millisecond.
+    """
+
+    bucket_s: float
+    timestamps: list[float]
+    values: list[float]
+
+
 class MetricPerformance(Struct, frozen=True, kw_only=True):
     current: float
     target: float
@@ -277,6 +294,8 @@ class AnalysisReport(Struct, frozen=True, kw_only=True):
     """Domain-specific findings (WebSocket capacity and headroom, cache key classes…)."""
     directive_id: str | None = None
     """The ``strategic_directive/v1`` in force when the report was made (None: none)."""
+    series: dict[str, MetricSeries] = {}
+    """Per judged metric with samples over time, its window as bucket medians (for charts)."""
 
 
 class PlanEntry(Struct, frozen=True, kw_only=True):
@@ -324,6 +343,8 @@ class PlanningReport(Struct, frozen=True, kw_only=True):
     data_quality: dict[str, Any] = {}
     learning_report: dict[str, Any] = {}
     """Analysis effectiveness from verified history: accuracy, prediction error, shares."""
+    series: dict[str, MetricSeries] = {}
+    """Per judged metric with samples over time, its window as bucket medians (for charts)."""
 
 
 # --- to Hephaestus and Athena ------------------------------------------------------

@@ -9,7 +9,13 @@ ensure_venv() {
   fi
   local spec="." stamp
   [[ -n "$extras" ]] && spec=".[${extras}]"
-  stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
+  local hash
+  hash="$(sha256sum < pyproject.toml | cut -c1-16)"
+  stamp=".venv/.installed-${hash}-${extras:-base}"
+  # the base install is part of every extras install: a dev venv serves scripts/run as is
+  if [[ -z "$extras" ]] && compgen -G ".venv/.installed-${hash}-*" >/dev/null; then
+    return 0
+  fi
   if [[ ! -f "$stamp" ]]; then
     echo "installing prometheus-backend${extras:+ with $extras extras} into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >&2 || true

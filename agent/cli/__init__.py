@@ -20,6 +20,7 @@ COMMANDS = (
     "analyze",
     "request",
     "status",
+    "report",
     "learning",
     "schema",
     "asyncapi",

@@ -38,6 +38,7 @@ from protocols.messages import (
     Bottleneck,
     CauseLink,
     ChangePoint,
+    MetricSeries,
     Outlier,
     SloStatus,
 )
@@ -88,6 +89,8 @@ CAUSE_BUCKETS = 200
 MIN_CHANGE_SAMPLES = 20
 """Below this many samples a change point or outlier search says nothing trustworthy."""
 RATE_BUCKETS = 120
+SERIES_POINTS = 60
+"""A report's chart series: at most 60 bucket medians per metric, so results stay small."""
 
 
 def summed_rate(counters: Mapping[Labels, Series], start: float, end: float) -> Series:
@@ -188,6 +191,28 @@ class Assessment:
     change_points: dict[str, list[ChangePoint]]
     outliers: dict[str, list[Outlier]]
     slo: dict[str, SloStatus]
+    series: Mapping[str, Series]
+    """The windowed samples each metric was judged on (a scalar is a one-sample series)."""
+
+
+def report_series(a: Assessment) -> dict[str, MetricSeries]:
+    """Each judged metric with samples over time as at most ``SERIES_POINTS`` bucket medians.
+
+    ``bucketize`` of the very samples the judge used (the trend's medians, coarser);
+    bare numbers have no time axis and are left out.
+    """
+    out: dict[str, MetricSeries] = {}
+    for name, series in a.series.items():
+        if series.scalar or len(series) == 0:
+            continue
+        points = bucketize(series, SERIES_POINTS)
+        width = float(series.ts[-1] - series.ts[0]) / SERIES_POINTS if points is not series else 0.0
+        out[name] = MetricSeries(
+            bucket_s=round(width, 3) if math.isfinite(width) else 0.0,
+            timestamps=[round(t, 3) for t in points.ts.tolist()],
+            values=[float(f"{v:.6g}") for v in points.values.tolist()],
+        )
+    return out
 
 
 def calibration_of(ctx: TaskContext) -> Calibration:
@@ -276,6 +301,7 @@ def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
         change_points=change_points,
         outliers=outliers,
         slo=slo,
+        series=series_by_metric,
     )
 
 
@@ -342,6 +368,7 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
         root_causes=a.links,
         findings={name: extra(extras) for name, extra in scope.extras.items()},
         directive_id=ctx.directive.directive_id if ctx.directive is not None else None,
+        series=report_series(a),
     )
 
 

@@ -40,6 +40,7 @@ from agent.strategies.domain import (
     bottlenecks_of,
     calibration_of,
     data_quality,
+    report_series,
     sinking_of,
 )
 from protocols.messages import (
@@ -179,4 +180,5 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         skipped=skipped,
         data_quality=quality,
         learning_report=effectiveness(ctx.learning) if ctx.learning is not None else {},
+        series=report_series(a),
     )
