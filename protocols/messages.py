@@ -74,6 +74,8 @@ class TaskParams(Struct, frozen=True, kw_only=True):
 
 
 class TaskRequest(Message, frozen=True, kw_only=True):
+    """A task from Helios (or any peer): answered exactly once with a ``task_result/v1``."""
+
     schema: str = SchemaName.TASK_REQUEST.tag
     task_id: TaskId
     task_type: Token
@@ -91,6 +93,8 @@ class ErrorInfo(Struct, frozen=True, kw_only=True):
 
 
 class TaskResult(Message, frozen=True, kw_only=True):
+    """The answer to one task: ``completed`` with a report, else ``failed``/``rejected``."""
+
     schema: str = SchemaName.TASK_RESULT.tag
     task_id: TaskId
     task_type: Token
@@ -364,6 +368,8 @@ class PlanItem(Struct, frozen=True, kw_only=True):
 
 
 class OptimizationPlan(Message, frozen=True, kw_only=True):
+    """The items of a plan for Hephaestus to build, in priority order."""
+
     schema: str = SchemaName.OPTIMIZATION_PLAN.tag
     plan_id: Ident
     created_at: Timestamp
@@ -389,6 +395,8 @@ class Prediction(Struct, frozen=True, kw_only=True):
 
 
 class PerformanceBaseline(Message, frozen=True, kw_only=True):
+    """For Athena: the metrics before a plan and what each item is predicted to achieve."""
+
     schema: str = SchemaName.PERFORMANCE_BASELINE.tag
     baseline_id: Ident
     plan_id: Ident
@@ -402,6 +410,8 @@ class PerformanceBaseline(Message, frozen=True, kw_only=True):
 
 
 class VerificationResult(Message, frozen=True, kw_only=True):
+    """From Athena: a recommendation's metric measured after it was applied."""
+
     schema: str = SchemaName.VERIFICATION_RESULT.tag
     verification_id: Ident
     plan_id: Ident
@@ -416,6 +426,8 @@ class VerificationResult(Message, frozen=True, kw_only=True):
 
 
 class ImplementationUpdate(Message, frozen=True, kw_only=True):
+    """From Hephaestus: how far a plan item got, and whether it is feasible at all."""
+
     schema: str = SchemaName.IMPLEMENTATION_UPDATE.tag
     update_id: Ident
     plan_id: Ident
@@ -441,6 +453,8 @@ class BusinessImpactWeights(Struct, frozen=True, kw_only=True):
 
 
 class StrategicDirective(Message, frozen=True, kw_only=True):
+    """From Helios: business weights, focus areas and targets for all later work."""
+
     schema: str = SchemaName.STRATEGIC_DIRECTIVE.tag
     directive_id: Ident
     issued_at: Timestamp
@@ -458,6 +472,8 @@ class KpiSample(Struct, frozen=True, kw_only=True):
 
 
 class KpiBatch(Message, frozen=True, kw_only=True):
+    """Live samples from a KPI tracker, judged with the analysis tasks and by the monitor."""
+
     schema: str = SchemaName.KPI_BATCH.tag
     source: Name
     samples: Annotated[list[KpiSample], Meta(max_length=100_000)]
@@ -467,6 +483,8 @@ class KpiBatch(Message, frozen=True, kw_only=True):
 
 
 class Alert(Message, frozen=True, kw_only=True):
+    """Raised by the continuous monitoring: one per episode, re-sent only when it worsens."""
+
     schema: str = SchemaName.ALERT.tag
     alert_id: Ident
     raised_at: Timestamp
@@ -485,6 +503,8 @@ class Alert(Message, frozen=True, kw_only=True):
 
 
 class DeadLetter(Message, frozen=True, kw_only=True):
+    """Input the agent refused, kept with its original bytes and the reason."""
+
     schema: str = SchemaName.DEAD_LETTER.tag
     received_at: Timestamp
     subject: str
