@@ -266,8 +266,12 @@ def summary(progress: Progress, learned: dict[str, Any], pages: list[Path]) -> s
                 f"{entry['approach']} → {entry['target']}"
             )
         triggers = report["scalability_projections"].get("scaling_triggers", [])
-        for trig in triggers[:3]:
-            lines.append(f"  trigger: {json.dumps(trig, default=str)[:110]}")
+        for trig in triggers[:4]:
+            when = f", expected {trig['expected_at'][:10]}" if trig.get("expected_at") else ""
+            lines.append(
+                f"  trigger  {trig['metric']:<20} now {trig.get('current')} vs "
+                f"{trig.get('threshold')}: {trig['status']}{when}"
+            )
     api = progress.results.get(TaskType.API_OPTIMIZATION.value)
     if api:
         lines.append("\nAPI bottlenecks (most urgent first):")

@@ -14,15 +14,21 @@ _PARAMS = msgspec.json.Decoder(TaskParams)
 
 
 def read_params(path: str) -> TaskParams:
-    """A task's params from a file: a ``task_request/v1``, a ``kpi_batch/v1`` or bare params.
-
-    Bare params are the ``params`` object of a task: ``metrics`` (name → value or
-    ``[[timestamp, value], …]``), ``samples``, ``targets``, ``window``.
-    """
+    """A task's params from a file (``-``: stdin); see :func:`parse_params`."""
     try:
         data = Path(path).read_bytes() if path != "-" else sys.stdin.buffer.read()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return parse_params(data, path)
+
+
+def parse_params(data: bytes, where: str) -> TaskParams:
+    """A ``task_request/v1``'s params, a ``kpi_batch/v1``'s samples, or bare params.
+
+    Bare params are the ``params`` object of a task: ``metrics`` (name → value or
+    ``[[timestamp, value], …]``), ``samples``, ``targets``, ``window``. Anything else is a
+    ``UsageError`` naming ``where``.
+    """
     try:
         body = msgspec.json.decode(data)
         schema = str(body.get("schema", "")) if isinstance(body, dict) else ""
@@ -32,6 +38,8 @@ def read_params(path: str) -> TaskParams:
             return TaskParams(samples=decode(KpiBatch, data).samples)
         return _PARAMS.decode(data)
     except ProtocolError as exc:
-        raise UsageError(f"{path}: {exc.code}: {exc}") from None
+        raise UsageError(f"{where}: {exc.code}: {exc}") from None
     except msgspec.DecodeError as exc:  # ValidationError included
-        raise UsageError(f"{path}: not task params, a task_request or a kpi_batch: {exc}") from None
+        raise UsageError(
+            f"{where}: not task params, a task_request or a kpi_batch: {exc}"
+        ) from None

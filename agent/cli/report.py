@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from agent.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -22,6 +24,7 @@ from agent.cli.nats import open_connection
 from agent.cli.output import FORMATS, show_result
 from agent.config import Settings
 from protocols import ProtocolError, TaskResult, TaskType, decode, subjects
+from protocols.messages import REPORT_TYPES
 
 MONITOR = "monitor"
 """``--latest monitor``: the monitor's periodic summary (``swarm.results.<agent>.monitor``)."""
@@ -37,13 +40,28 @@ class Unreachable(Exception):
 
 
 def parse_result(data: bytes) -> dict[str, Any]:
-    """A ``task_result/v1`` as decoded JSON, checked against the schema first."""
+    """A ``task_result/v1`` as decoded JSON, checked against the schema first.
+
+    The message leaves ``report`` free-form; here it must be one of the report types
+    (``REPORT_TYPES``), so the renderers only ever see a report the agent could have made.
+    """
     try:
-        decode(TaskResult, data)
+        result = decode(TaskResult, data)
     except ProtocolError as exc:
         raise NotAResult(f"not a task_result/v1 ({exc.code}): {exc.message}") from None
-    result: dict[str, Any] = json.loads(data)
-    return result
+    out: dict[str, Any] = json.loads(data)
+    if result.report is not None:
+        problems = []
+        for cls in REPORT_TYPES:
+            try:
+                report = msgspec.convert(result.report, cls, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.append(f"{cls.__name__}: {exc}")
+                continue
+            out["report"] = msgspec.to_builtins(report)  # typed fields as the agent writes them
+            return out
+        raise NotAResult("a task_result/v1 whose report is not one: " + "; ".join(problems))
+    return out
 
 
 def read_file(path: str) -> dict[str, Any]:

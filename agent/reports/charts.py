@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +70,16 @@ def _finite(x: Any) -> float | None:
     if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x):
         return float(x)
     return None
+
+
+MAX_CHART_DAYS = 3_660.0
+"""The longest projection drawn (ten years): the contract's horizons are 3 and 6 months."""
+
+
+def _days(horizon: Mapping[str, Any]) -> float:
+    """A horizon's length in days, 0 when absent or beyond anything worth drawing."""
+    days = _finite(horizon.get("days"))
+    return days if days is not None and 0.0 <= days <= MAX_CHART_DAYS else 0.0
 
 
 def _x(ts: float) -> str:
@@ -408,9 +418,9 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
     g = float(growth["growth_pct_per_day"])
     ci = [_finite(c) for c in as_list(growth.get("ci95_pct_per_day"))]
     horizons = {k: as_dict(projections[k]) for k in ("3_months", "6_months")}
-    last = max(_finite(h.get("days")) or 0.0 for h in horizons.values()) or 182.0
+    last = max(_days(h) for h in horizons.values()) or 182.0
     days = sorted({*(float(d) for d in range(0, int(last) + 1, 7)), last})
-    days += [_finite(h.get("days")) or 0.0 for h in horizons.values()]
+    days += [_days(h) for h in horizons.values()]
     days = sorted(set(days))
     x = [_x((now + timedelta(days=d)).timestamp()) for d in days]
     fig = go.Figure()
@@ -452,13 +462,13 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
         )
     )
     points = [("now", 0.0, {"expected": rate})] + [
-        (k.replace("_", " "), _finite(h.get("days")) or 0.0, as_dict(h.get("api_requests_per_s")))
+        (k.replace("_", " "), _days(h), as_dict(h.get("api_requests_per_s")))
         for k, h in horizons.items()
     ]
     fig.add_trace(
         go.Scatter(
             x=[_x((now + timedelta(days=d)).timestamp()) for _, d, _ in points],
-            y=[p["expected"] for _, _, p in points],
+            y=[_finite(p.get("expected")) for _, _, p in points],
             mode="markers+text",
             text=[f"{label}: {num(p['expected'], 4)}" for label, _, p in points],
             textposition=["top right"] + ["top left"] * (len(points) - 1),
@@ -549,8 +559,15 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
 
 def charts(report: Mapping[str, Any]) -> dict[str, Chart]:
     """Every chart that applies to ``report`` by the section it belongs to."""
-    out = {"metrics": metric_chart(report), "bottlenecks": bottleneck_chart(report)}
+    builders = {"metrics": metric_chart, "bottlenecks": bottleneck_chart}
     if is_planning(report):
-        out["roadmap"] = roadmap_chart(report)
-        out["capacity"] = capacity_chart(report)
-    return out
+        builders |= {"roadmap": roadmap_chart, "capacity": capacity_chart}
+    return {key: _guarded(key, build, report) for key, build in builders.items()}
+
+
+def _guarded(key: str, build: Callable[[Mapping[str, Any]], Chart], report: Any) -> Chart:
+    """A chart, or why a free-form part of the report no agent would write cannot be drawn."""
+    try:
+        return build(report)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        return Chart(key, key.capitalize(), None, absent=f"No chart: the result is odd: {exc!r}")

@@ -9,7 +9,7 @@ counting and sorting what is there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -518,13 +518,13 @@ def _resources(report: Mapping[str, Any]) -> Section | None:
         )
     infra = [as_dict(i) for i in as_list(resources.get("infrastructure"))]
     prereq = {
-        as_dict(p).get("recommendation_id"): as_dict(p)
+        text(as_dict(p).get("recommendation_id")): as_dict(p)
         for p in as_list(resources.get("prerequisites"))
     }
     if infra:
         rows = []
         for i in infra:
-            p = prereq.get(i.get("recommendation_id"), {})
+            p = prereq.get(text(i.get("recommendation_id")), {})
             requires = ", ".join(
                 f"{text(r.get('approach'))}{'' if r.get('in_plan') else ' (not in plan)'}"
                 for r in map(as_dict, as_list(p.get("requires")))
@@ -1049,10 +1049,25 @@ SECTIONS = (
 """The report's sections in reading order, each from the report alone."""
 
 
+def _guarded(build: Callable[[Mapping[str, Any]], Section | None], report: Any) -> Section | None:
+    """One section; a free-form part of the report (``dict[str, Any]`` in the contract) that
+    no agent would write is shown as such instead of ending the whole page."""
+    try:
+        return build(report)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        name = build.__name__.lstrip("_").replace("_", " ")
+        return Section(
+            key=build.__name__.lstrip("_"),
+            title=name.capitalize(),
+            blocks=(Paragraph(f"This part of the result could not be read: {exc!r}"),),
+        )
+
+
 def document(result: Mapping[str, Any]) -> Document:
     """The document of a ``task_result/v1`` as decoded JSON (a failed one included)."""
     report = report_of(result)
-    sections = [s for s in (_error(result), *(build(report) for build in SECTIONS)) if s]
+    built = (_guarded(build, report) for build in SECTIONS)
+    sections = [s for s in (_error(result), *built) if s]
     return Document(
         title=_title(result), summary=_summary(result, report), sections=tuple(sections)
     )
