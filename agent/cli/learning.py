@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from agent.cli.common import (
+    EXIT_FAILURE,
     EXIT_OK,
     Subparsers,
     UsageError,
@@ -14,15 +15,17 @@ from agent.cli.common import (
     load_settings,
     print_json,
 )
+from agent.cli.nats import open_connection
 from agent.config import Settings
 
 
-async def _learning(settings: Settings, action: str) -> dict[str, Any]:
+async def _learning(settings: Settings, action: str) -> dict[str, Any] | None:
     from agent.learning.effectiveness import effectiveness
-    from agent.runtime.connection import connect
     from agent.runtime.learning import LearningStore
 
-    nc = await connect(settings, settings.servers)
+    nc = await open_connection(settings, settings.servers, settings.nats_connect_timeout_s)
+    if nc is None:
+        return None
     try:
         store = await LearningStore.open(nc.jetstream(), settings)
         if action == "rebuild":
@@ -42,13 +45,15 @@ async def _learning(settings: Settings, action: str) -> dict[str, Any]:
 def cmd_learning(args: argparse.Namespace) -> int:
     """Show what verified outcomes taught (show), or rebuild it from the event log (rebuild).
 
-    Needs NATS_URL: the learning state lives in the swarm's JetStream KV bucket.
+    Needs NATS_URL: the learning state lives in the swarm's JetStream KV bucket. Exit 1
+    when NATS cannot be reached.
     """
     settings = load_settings()
     if not settings.servers:
         raise UsageError("learning needs a running swarm: set NATS_URL")
-    settings = settings.model_copy(update={"nats_start_retry_max_s": 10.0})
     result = asyncio.run(_learning(settings, args.action))
+    if result is None:
+        return EXIT_FAILURE
     if args.json or args.action == "rebuild":
         print_json(result)
         return EXIT_OK

@@ -22,6 +22,9 @@ async def open_connection(settings: Settings, servers: list[str], timeout: float
         return None
 
     options = {**connect_options(settings, servers), "allow_reconnect": False}
+    # nats-py retries a refused first connect inside itself until a server has failed more
+    # than max_reconnect_attempts times (0 and -1 mean forever): one retry, then say so
+    options["max_reconnect_attempts"] = 1
     options |= {"connect_timeout": timeout, "error_cb": quiet}
     try:
         return await asyncio.wait_for(nats.connect(**options), timeout * 2)

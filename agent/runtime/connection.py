@@ -136,8 +136,10 @@ async def connect(
             # nats-py retries a first connect forever inside itself when reconnecting is on
             # (and then our bound and our log never apply; a wrong password would hang):
             # connect with it off, turn it on once connected.
+            # and it retries a refused connect inside itself until a server failed more than
+            # max_reconnect_attempts times (-1: forever, one error log each): once, then ours
             nc: Client = await nats.connect(
-                **{**opts, "allow_reconnect": False},
+                **{**opts, "allow_reconnect": False, "max_reconnect_attempts": 1},
                 error_cb=error_cb,
                 disconnected_cb=disconnected_cb,
                 reconnected_cb=reconnected_cb,
