@@ -419,16 +419,11 @@ class Dispatcher:
         record, revision = stored
         payload = bytes(record.result)
         if not record.published:
-            for output in record.outputs:  # before the result: a result means all was sent
-                if output.kind == "prediction" and self.predictions is not None:
-                    await self.predictions.put_raw(output.target, bytes(output.payload))
-                elif output.kind == "publish":
-                    await self.publisher.to_stream(
-                        output.target, bytes(output.payload), msg_id=output.msg_id
-                    )
-                elif output.kind == "plan_issued" and self.learning is not None:
-                    items = int(msgspec.json.decode(bytes(output.payload))["items"])
-                    await self.learning.plan_issued(output.target, items)
+            # before the result (a result means all was sent), in two waves: the predictions
+            # are stored before the baseline that lets Athena verify them goes out
+            predictions = [o for o in record.outputs if o.kind == "prediction"]
+            await asyncio.gather(*(self._send(o) for o in predictions))
+            await asyncio.gather(*(self._send(o) for o in record.outputs if o.kind != "prediction"))
             await self.publisher.to_stream(
                 subjects.results(self.settings.agent_id, task_type),
                 payload,
@@ -438,6 +433,19 @@ class Dispatcher:
         if reply_to:
             await self.publisher.to_subject(reply_to, payload)
         return payload
+
+    async def _send(self, output: Output) -> None:
+        """One output of a stored answer; each is idempotent (msg id, KV key), so a retry of
+        the whole answer after a crash sends nothing twice."""
+        if output.kind == "prediction" and self.predictions is not None:
+            await self.predictions.put_raw(output.target, bytes(output.payload))
+        elif output.kind == "publish":
+            await self.publisher.to_stream(
+                output.target, bytes(output.payload), msg_id=output.msg_id
+            )
+        elif output.kind == "plan_issued" and self.learning is not None:
+            items = int(msgspec.json.decode(bytes(output.payload))["items"])
+            await self.learning.plan_issued(output.target, items)
 
     async def decode_or_dead_letter(self, msg: Msg, stream: str, cls: type[M]) -> M | None:
         """A durable message of an inbound stream as ``cls``, or None once dead-lettered."""
