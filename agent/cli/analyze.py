@@ -17,6 +17,7 @@ from agent.cli.common import (
     Subparsers,
     UsageError,
     add_command,
+    add_task_type,
     load_settings,
 )
 from agent.cli.output import add_output_options, show_result
@@ -36,19 +37,11 @@ async def _prometheus_store(
 ) -> tuple[Any, dict[str, Any]]:
     from agent.analysis.series import parse_window
     from agent.sources.prometheus import PrometheusSource
-    from agent.store import MetricStore
     from agent.strategies import task_window
 
     window_s = parse_window(task_window(task_type, params, settings.default_window))
-    end = now.timestamp()
-    store = MetricStore(
-        max_samples_per_series=settings.store_max_samples_per_series,
-        max_series=settings.store_max_series,
-        max_age_s=max(window_s, 1.0),
-    )
     async with PrometheusSource.from_settings(settings) as source:
-        fetched = await source.fetch(store, start=end - window_s, end=end)
-    return store, {"prometheus": fetched.summary()}
+        return await source.fetch_window(settings, window_s, now.timestamp())
 
 
 def analyze(settings: Settings, task_type: TaskType, params: TaskParams) -> TaskResult:
@@ -122,12 +115,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     parser = add_command(sub, "analyze", cmd_analyze)
-    parser.add_argument(
-        "task_type",
-        choices=[t.value for t in TaskType],
-        metavar="TASK_TYPE",
-        help="one of: " + ", ".join(t.value for t in TaskType),
-    )
+    add_task_type(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--metrics", metavar="FILE", help="samples and params as JSON (- = stdin)")
     source.add_argument("--prometheus", metavar="URL", help="a Prometheus server's base URL")

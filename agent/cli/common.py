@@ -62,3 +62,13 @@ def add_command(
     )
     parser.set_defaults(func=func)
     return parser
+
+
+def add_task_type(parser: argparse.ArgumentParser) -> None:
+    """The TASK_TYPE argument of the commands that run a task."""
+    from protocols import TaskType
+
+    names = [t.value for t in TaskType]
+    parser.add_argument(
+        "task_type", choices=names, metavar="TASK_TYPE", help="one of: " + ", ".join(names)
+    )

@@ -20,6 +20,7 @@ from agent.cli.common import (
     Subparsers,
     UsageError,
     add_command,
+    add_task_type,
     load_settings,
 )
 from agent.cli.nats import open_connection
@@ -147,12 +148,7 @@ def cmd_request(args: argparse.Namespace) -> int:
 
 def register(sub: Subparsers) -> None:
     parser = add_command(sub, "request", cmd_request)
-    parser.add_argument(
-        "task_type",
-        choices=[t.value for t in TaskType],
-        metavar="TASK_TYPE",
-        help="one of: " + ", ".join(t.value for t in TaskType),
-    )
+    add_task_type(parser)
     parser.add_argument("--metrics", metavar="FILE", help="inline samples and params (- = stdin)")
     parser.add_argument("--window", help="the window to judge, e.g. 1h, 24h, 7d")
     parser.add_argument(

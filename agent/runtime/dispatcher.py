@@ -64,12 +64,10 @@ class DirectiveSource(Protocol):
     async def in_force(self, now: datetime) -> StrategicDirective | None: ...
 
 
-class FetchSummary(Protocol):
-    def summary(self) -> dict[str, Any]: ...
-
-
 class MetricSource(Protocol):
-    async def fetch(self, store: MetricStore, *, start: float, end: float) -> FetchSummary: ...
+    async def fetch_window(
+        self, settings: Settings, window_s: float, end: float
+    ) -> tuple[MetricStore, dict[str, Any]]: ...
 
 
 class LearningSource(Protocol):
@@ -346,13 +344,7 @@ class Dispatcher:
         if source == "prometheus":
             if self.prometheus is None:
                 raise InvalidParams("source prometheus: no prometheus_url is configured")
-            store = MetricStore(
-                max_samples_per_series=self.settings.store_max_samples_per_series,
-                max_series=self.settings.store_max_series,
-                max_age_s=max(window_s, 1.0),
-            )
-            fetched = await self.prometheus.fetch(store, start=end - window_s, end=end)
-            return store, {"prometheus": fetched.summary()}
+            return await self.prometheus.fetch_window(self.settings, window_s, end)
         if source == "kpi":
             if self.live_store is None:
                 raise InvalidParams("source kpi: KPI ingestion is disabled (kpi_enabled)")

@@ -304,8 +304,7 @@ class Monitor:
     async def _store(self, now: float) -> MetricStore:
         window_s = max(parse_window(self.settings.monitor_window), SLO_WINDOW_S)
         if self.dispatcher.prometheus is not None:
-            store = MetricStore(max_age_s=window_s)
-            await self.dispatcher.prometheus.fetch(store, start=now - window_s, end=now)
+            store, _ = await self.dispatcher.prometheus.fetch_window(self.settings, window_s, now)
             return store
         if self.dispatcher.live_store is not None:
             return self.dispatcher.live_store.snapshot(window_s=window_s, end=now)

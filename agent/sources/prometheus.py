@@ -565,6 +565,19 @@ class PrometheusSource:
             attempts=attempts,
         )
 
+    async def fetch_window(
+        self, settings: Settings, window_s: float, end: float
+    ) -> tuple[MetricStore, dict[str, Any]]:
+        """A fresh store holding ``[end - window_s, end]``, sized by the settings, and what
+        the source said (for the report's ``data_quality``)."""
+        store = MetricStore(
+            max_samples_per_series=settings.store_max_samples_per_series,
+            max_series=settings.store_max_series,
+            max_age_s=max(window_s, 1.0),
+        )
+        fetched = await self.fetch(store, start=end - window_s, end=end)
+        return store, {"prometheus": fetched.summary()}
+
     async def aclose(self) -> None:
         """Close the HTTP client if this source made it (a client passed in is the caller's)."""
         if self._own_client:
