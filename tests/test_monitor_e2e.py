@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -235,3 +235,35 @@ async def test_two_replicas_one_monitor_and_a_takeover_without_re_raising(
             and datetime.fromisoformat(a["raised_at"]).timestamp() >= wall - 5
         ]
         assert len(raised) == 1, raised  # raised once, not again by the replica
+
+
+async def test_a_directive_target_holds_for_the_monitor_too(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    """Helios's targets apply to all later work: with the database's target raised to
+    150 ms, the 95 ms incident is no breach for the monitor either."""
+    day = synthetic.monitored_day(DAY0)
+    at = DAY0 + 7.0 * 3600  # inside the DB incident (95 ms against the catalog's 50)
+    directive = {
+        "schema": "strategic_directive/v1",
+        "directive_id": "db-budget",
+        "issued_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "targets": {"database_query_time": 150.0},
+    }
+    async with AgentNode(make_settings(kpi_stream=False)) as node:
+        feed(node, day, at)
+        await nc.jetstream().publish(
+            f"swarm.directives.{node.settings.agent_id}", json.dumps(directive).encode()
+        )
+        store = node.directive_store
+        assert store is not None
+        for _ in range(200):
+            if await store.latest() is not None:
+                break
+            await asyncio.sleep(0.05)
+        result = await (await monitor_for(node)).run_once(at)
+        assert result.report is not None
+        judged = result.report.performance["database_query_time"]
+        assert judged.target == 150.0
+        assert judged.meeting_target
+        assert not [d for d in result.alerts if d.metric == "database_query_time"]

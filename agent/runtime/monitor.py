@@ -201,14 +201,21 @@ class Monitor:
         await self._flush(stored.outbox)  # a crash after the last save: send them now
         store = await self._store(now)
         window = self.settings.monitor_window
+        ctx_now = datetime.fromtimestamp(now, UTC)
         ctx = TaskContext(
             task_id=f"monitor-{int(now)}",
             task_type=TaskType.API_OPTIMIZATION,
-            now=datetime.fromtimestamp(now, UTC),
+            now=ctx_now,
             params=TaskParams(window=window),
             default_window=window,
             target_overrides=self.settings.targets,
             store=store,
+            # a directive's targets hold for all later work, the monitor's judging included
+            directive=(
+                await self.dispatcher.directives.in_force(ctx_now)
+                if self.dispatcher.directives is not None
+                else None
+            ),
         )
         try:
             a = await asyncio.to_thread(assess, ctx, SCOPE)
