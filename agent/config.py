@@ -126,18 +126,6 @@ class Settings(BaseSettings):
         description="Seconds a shutdown waits for in-flight tasks (the rest are returned for "
         "redelivery), for the KPI source to stop and for the connection to drain.",
     )
-    nats_pending_msgs_limit: int = Field(
-        default=65_536,
-        ge=1,
-        description="Not applied yet: no subscription reads it (the task consumer buffers 4 × "
-        "`max_ack_pending`, the KPI source `kpi_pending_msgs_limit`).",
-    )
-    nats_pending_bytes_limit: int = Field(
-        default=64 * 1024 * 1024,
-        ge=1024,
-        description="Not applied yet: no subscription reads it (the KPI source uses "
-        "`kpi_pending_bytes_limit`).",
-    )
 
     # --- identity ----------------------------------------------------------------
     agent_id: str = Field(
