@@ -91,6 +91,9 @@ class EmbeddedServer:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            # its own session: a terminal's Ctrl-C reaches the agent, which drains and then
+            # stops the server; otherwise the server would die first, under the draining agent
+            start_new_session=True,
         )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
