@@ -3,8 +3,12 @@ leaves its reports behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +57,59 @@ def test_scripts_run_short_demo_writes_reports(tmp_path: Path) -> None:
         assert str(page) in proc.stdout
         assert (reports / f"{task_type.value}.md").read_text().strip()
     assert "<html" in (reports / "strategic_backend_planning.html").read_text()[:500].lower()
+
+
+def test_scripts_run_serve_keeps_the_swarm_up_until_ctrl_c(tmp_path: Path) -> None:
+    """--serve: the swarm stays up for the CLI to talk to; SIGINT ends it cleanly, with the
+    reports written (the embedded server, in its own session, outlives the agent's drain)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "NATS_URL"}
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [
+            "bash",
+            str(ROOT / "scripts" / "run"),
+            "--serve",
+            "--pace",
+            "2",
+            "--report-dir",
+            str(reports),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        url = None
+        for line in proc.stderr:
+            if "serving until Ctrl-C" in line:
+                url = line.split("NATS_URL=", 1)[1].split()[0]
+                break
+        assert url, "the demo never said where it serves"
+        for _ in range(50):  # the first Helios cycle completes while it serves
+            status = subprocess.run(
+                [sys.executable, "-m", "agent", "status", "--json"],
+                env={**env, "NATS_URL": url},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert status.returncode == 0, status.stderr
+            [instance] = json.loads(status.stdout)
+            if instance["stats"][0]["data"]["completed"] >= len(TaskType):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the agent never completed a Helios cycle")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+    assert "demo swarm summary" in out
+    assert (reports / "strategic_backend_planning.html").is_file()
