@@ -14,12 +14,25 @@ Two places, one truth:
 
 The folding itself is the pure ``agent.learning.state``: the live path and the rebuild
 run the very same functions.
+
+Every task reads the whole state (``snapshot``). Reading it key by key would cost one KV
+get per plan ever verified, so a running agent keeps a **mirror**: one long-lived KV
+watcher (nats-py's ordered consumer, which re-creates itself after a reconnect) folds
+every entry into memory through the same decoding as the direct read (``KvState``).
+``snapshot`` asks the bucket's stream for its last sequence (one request, whatever the
+number of keys), waits — briefly — until the mirror has applied that far (so a write by
+another replica that returned before the call is seen), and hands out a copy. When the
+mirror is not running, or lags beyond ``MIRROR_WAIT_S``, it reads the bucket directly and
+re-starts the watcher.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -27,7 +40,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
-from nats.js.kv import KeyValue
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from agent.config import Settings
@@ -69,6 +82,19 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ENC = msgspec.json.Encoder()
 _INFEASIBLE = msgspec.json.Decoder(dict[str, str])
+_TOTALS = msgspec.json.Decoder(Totals)
+_SUMMARY = msgspec.json.Decoder(OutcomeSummary)
+_PLAN = msgspec.json.Decoder(PlanProgress)
+
+MIRROR_WAIT_S = 2.0
+"""How long ``snapshot`` waits for the mirror to apply the bucket's latest write before it
+reads the bucket directly (and re-starts the watcher)."""
+MIRROR_RETRY_S = 2.0
+"""Pause before watching again after the watch could not be set up."""
+MIRROR_INACTIVE_S = 60.0
+"""The watcher's consumer outlives a vanished client this long (nats-py's default: 5 min);
+a normal stop deletes it at once. Must exceed any reconnect we ride out: past it the server
+drops the consumer and nats-py makes a new one (from where it had got to) anyway."""
 
 
 class PlanIssued(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,12 +111,220 @@ def events_subject(agent_id: str, kind: str) -> str:
     return f"swarm.learning.{agent_id}.{kind}"
 
 
+class KvState:
+    """The learning state built from the bucket's entries, one key at a time.
+
+    The one place a KV value is decoded: the direct read puts every key it gets, the mirror
+    every entry its watcher delivers. An empty value, like a delete or purge marker, removes
+    the key: a deleted KV key reads as absent everywhere. Each value decodes to new frozen
+    objects and nothing here changes one in place, so ``copy`` shares them safely.
+    """
+
+    def __init__(self) -> None:
+        self._state = LearningState()
+        self._pairs: dict[str, tuple[str, str]] = {}
+        """KV key → its summary's (approach, metric): what a delete marker removes."""
+        self._plans: dict[str, str] = {}
+        """KV key → its plan id."""
+        self._sorted = True
+
+    def put(self, key: str, value: bytes | None) -> None:
+        if not value:
+            self.remove(key)
+            return
+        state = self._state
+        if key == TOTALS_KEY:
+            state.totals = _TOTALS.decode(value)
+        elif key == INFEASIBLE_KEY:
+            state.infeasible = _INFEASIBLE.decode(value)
+        elif key.startswith("outcome."):
+            summary = _SUMMARY.decode(value)
+            pair = (summary.approach_key, summary.metric)
+            self._sorted = self._sorted and pair in state.summaries
+            state.summaries[pair] = summary
+            self._pairs[key] = pair
+        elif key.startswith("plan."):
+            progress = _PLAN.decode(value)
+            state.plans[progress.plan_id] = progress
+            self._plans[key] = progress.plan_id
+
+    def remove(self, key: str) -> None:
+        state = self._state
+        if key == TOTALS_KEY:
+            state.totals = Totals()
+        elif key == INFEASIBLE_KEY:
+            state.infeasible = {}
+        elif (pair := self._pairs.pop(key, None)) is not None:
+            state.summaries.pop(pair, None)
+        elif (plan_id := self._plans.pop(key, None)) is not None:
+            state.plans.pop(plan_id, None)
+
+    def copy(self) -> LearningState:
+        """A state of its own: new containers; summaries in (approach, metric) order, so that
+        sums over them come out the same whichever way the state was read."""
+        state = self._state
+        if not self._sorted:
+            state.summaries = dict(sorted(state.summaries.items()))
+            self._sorted = True
+        return LearningState(
+            summaries=dict(state.summaries),
+            plans=dict(state.plans),
+            infeasible=dict(state.infeasible),
+            totals=state.totals,
+        )
+
+
+class LearningMirror:
+    """The learning bucket kept in memory by one long-lived watcher of all its keys.
+
+    ``kv.watchall()`` is nats-py's ordered push consumer: the bucket's current values, then
+    a ``None`` once they are all in, then every write as it happens. It re-creates its
+    server-side consumer by itself — from the sequence it had got to — when a delivery is
+    missed or heartbeats stop (a reconnect, a server restart). ``seq`` is the last stream
+    sequence applied; ``ready`` says the initial values are in.
+    """
+
+    def __init__(self, js: JetStreamContext, kv: KeyValue, stream: str) -> None:
+        self.js = js
+        self.kv = kv
+        self.stream = stream
+        """The bucket's stream (``KV_<bucket>``)."""
+        self.parts = KvState()
+        self.seq = 0
+        self.ready = False
+        self.created: datetime | None = None
+        """When the stream watched was made: another time means the bucket was made anew."""
+        self.restarts = 0
+        self._failures = 0
+        """Watches that failed in a row: the first is a warning, the rest debug."""
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def caught_up(self, seq: int) -> bool:
+        """The mirror holds every write up to stream sequence ``seq``."""
+        return self.ready and self.seq >= seq
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"mirror-{self.stream}")
+
+    async def stop(self) -> None:
+        """Stop watching (the server-side consumer is deleted); the state is dropped."""
+        task, self._task = self._task, None
+        self.ready = False
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._bump()
+
+    async def restart(self) -> None:
+        """Watch again from the bucket's current values (the mirror fell behind)."""
+        self.restarts += 1
+        await self.stop()
+        self.start()
+
+    async def wait(self, seq: int, timeout: float) -> bool:
+        """Until the mirror has applied stream sequence ``seq``; False after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.caught_up(seq):
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._task is None:
+                return False
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def _bump(self) -> None:
+        """Wake every ``wait``: something was applied (or the mirror stopped)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._watch()
+            except Exception as exc:  # JetStream away or the bucket gone: try again
+                self._failures += 1
+                log.log(
+                    logging.WARNING if self._failures == 1 else logging.DEBUG,
+                    "learning mirror: watching %s failed (%r); trying again every %g s",
+                    self.stream,
+                    exc,
+                    MIRROR_RETRY_S,
+                )
+            self.ready = False
+            self._bump()
+            await asyncio.sleep(MIRROR_RETRY_S)
+
+    async def _watch(self) -> None:
+        # Everything up to the stream's last sequence now is in once the initial values are:
+        # the consumer is made after this read. (The last message may itself be gone —
+        # a purge — and then no entry would ever carry its sequence.)
+        info = await self.js.stream_info(self.stream)
+        floor, created = info.state.last_seq or 0, info.created
+        parts, seq = KvState(), 0
+        setup = asyncio.ensure_future(self.kv.watchall(inactive_threshold=MIRROR_INACTIVE_S))
+        try:
+            watcher = await asyncio.shield(setup)
+        except asyncio.CancelledError:  # stopped mid-setup: finish it, then undo it
+            with contextlib.suppress(Exception):
+                await _unwatch(self.js, self.stream, await setup)
+            raise
+        try:
+            async for entry in watcher:
+                if entry is None:  # the initial values are all in: serve from here on
+                    self.parts, self.seq, self.created = parts, max(seq, floor), created
+                    self.ready = True
+                    log.log(
+                        logging.INFO if self._failures else logging.DEBUG,
+                        "learning mirror of %s ready at sequence %d",
+                        self.stream,
+                        self.seq,
+                    )
+                    self._failures = 0
+                    self._bump()
+                    continue
+                deleted = entry.operation in (KV_DEL, KV_PURGE)
+                parts.put(entry.key, None if deleted else entry.value)
+                seq = max(seq, entry.revision or 0)
+                if self.ready:
+                    self.seq = seq
+                    self._bump()
+        finally:
+            await _unwatch(self.js, self.stream, watcher)
+
+
+async def _unwatch(js: JetStreamContext, stream: str, watcher: KeyValue.KeyWatcher) -> None:
+    """Unsubscribe and delete the watcher's consumer (else it lingers ``MIRROR_INACTIVE_S``)."""
+    sub: Any = getattr(watcher, "_sub", None)  # nats-py keeps the subscription private
+    if sub is None:
+        return
+    with contextlib.suppress(Exception):  # also ends its heartbeat and flow-control tasks
+        await sub.unsubscribe()
+    name = getattr(sub, "_consumer", None)
+    if name and js._nc.is_connected:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(js.delete_consumer(stream, name), 2.0)
+
+
 class LearningStore:
     def __init__(self, js: JetStreamContext, kv: KeyValue, settings: Settings, stream: str) -> None:
         self.js = js
         self.kv = kv
         self.settings = settings
         self.stream = stream
+        self.kv_stream = f"KV_{kv._name}"
+        self.mirror: LearningMirror | None = None
+        self._lagging = False
+        """The mirror missed ``MIRROR_WAIT_S``: read directly, without waiting, until it is back."""
 
     @classmethod
     async def open(cls, js: JetStreamContext, settings: Settings) -> LearningStore:
@@ -113,6 +347,16 @@ class LearningStore:
                 )
             )
         return cls(js, kv, settings, name)
+
+    def start(self) -> None:
+        """Keep the mirror from now on (a running agent: every task reads the state)."""
+        if self.mirror is None:
+            self.mirror = LearningMirror(self.js, self.kv, self.kv_stream)
+        self.mirror.start()
+
+    async def stop(self) -> None:
+        if self.mirror is not None:
+            await self.mirror.stop()
 
     # --- optimistic concurrency --------------------------------------------------------
 
@@ -211,32 +455,61 @@ class LearningStore:
         the server for minutes, and every task reads the state — the server refused the
         1 000th such consumer and every later task failed (found by the crash-safety bench).
         """
-        bucket = f"KV_{self.kv._name}"
         prefix = f"$KV.{self.kv._name}."
-        info = await self.js.stream_info(bucket, subjects_filter=f"{prefix}>")
+        info = await self.js.stream_info(self.kv_stream, subjects_filter=f"{prefix}>")
         return sorted(s.removeprefix(prefix) for s in (info.state.subjects or {}))
 
     async def snapshot(self) -> LearningState:
-        """The whole state as it is in KV now."""
-        state = LearningState()
+        """The whole state as it is in KV now: every write that returned before the call is in.
+
+        From the mirror when it runs: one request (the stream's last sequence) whatever the
+        number of keys. Else, or when the mirror lags, read directly (``read``).
+        """
+        mirror = self.mirror
+        if mirror is None or not mirror.running:
+            return await self.read()
+        info = await self.js.stream_info(self.kv_stream)
+        last = info.state.last_seq or 0
+        if mirror.ready and mirror.created != info.created:  # deleted and made again
+            await self._mirror_failed(mirror, f"the bucket was made anew at {info.created}")
+        elif mirror.caught_up(last):
+            if self._lagging:
+                self._lagging = False
+                log.info("learning mirror of %s caught up: reading from it again", self.kv_stream)
+            return mirror.parts.copy()
+        elif not self._lagging:
+            if await mirror.wait(last, MIRROR_WAIT_S):
+                return mirror.parts.copy()
+            await self._mirror_failed(
+                mirror,
+                f"not at sequence {last} after {MIRROR_WAIT_S:g} s (at {mirror.seq}"
+                f"{'' if mirror.ready else ', initial values not in'})",
+            )
+        return await self.read()
+
+    async def _mirror_failed(self, mirror: LearningMirror, why: str) -> None:
+        """Say so once, and watch again; until the mirror is back, snapshots read directly."""
+        if not self._lagging:
+            self._lagging = True
+            log.warning(
+                "learning mirror of %s: %s; reading the bucket directly and watching it again",
+                self.kv_stream,
+                why,
+            )
+            await mirror.restart()
+        elif mirror.ready:  # re-started already, but what it watched was replaced since
+            await mirror.restart()
+
+    async def read(self) -> LearningState:
+        """The whole state read key by key: one request per key (the CLI's one-shot read)."""
+        parts = KvState()
         for key in await self.keys():
             try:
                 entry = await self.kv.get(key)
             except NotFoundError:  # deleted or purged since the listing
                 continue
-            if not entry.value:
-                continue
-            if key == TOTALS_KEY:
-                state.totals = _TOTALS.decode(entry.value)
-            elif key == INFEASIBLE_KEY:
-                state.infeasible = _INFEASIBLE.decode(entry.value)
-            elif key.startswith("outcome."):
-                summary = _SUMMARY.decode(entry.value)
-                state.summaries[(summary.approach_key, summary.metric)] = summary
-            elif key.startswith("plan."):
-                progress = _PLAN.decode(entry.value)
-                state.plans[progress.plan_id] = progress
-        return state
+            parts.put(key, entry.value)
+        return parts.copy()
 
     async def events(self) -> tuple[list[LearningEvent], list[tuple[str, int]]]:
         """Every logged event in order, and the plans issued."""
@@ -274,11 +547,6 @@ class LearningStore:
         for key, value in wanted.items():
             await self.kv.put(key, value)
         return state
-
-
-_TOTALS = msgspec.json.Decoder(Totals)
-_SUMMARY = msgspec.json.Decoder(OutcomeSummary)
-_PLAN = msgspec.json.Decoder(PlanProgress)
 
 
 def learning_readers(

@@ -181,6 +181,8 @@ class AgentNode:
             await self.kpi.start()
             self._stack.push_async_callback(self.kpi.stop, settings.nats_drain_timeout_s)
         self.learning = await LearningStore.open(js, settings)
+        self.learning.start()  # the mirror every task's snapshot reads
+        self._stack.push_async_callback(self.learning.stop)
         self.dispatcher.learning = self.learning
         self.learning_readers = learning_readers(
             js, settings, self.streams, self.learning, predictions, self.dispatcher
