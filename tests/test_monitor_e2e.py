@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 from nats.aio.client import Client
 
@@ -17,6 +19,7 @@ from agent.config import Settings
 from agent.runtime.kv import open_bucket
 from agent.runtime.monitor import Lease, Monitor
 from agent.runtime.node import AgentNode
+from agent.sources.prometheus import PrometheusSource
 from tests import synthetic
 from tests.test_node_e2e import stream_messages
 
@@ -267,3 +270,45 @@ async def test_a_directive_target_holds_for_the_monitor_too(
         assert judged.target == 150.0
         assert judged.meeting_target
         assert not [d for d in result.alerts if d.metric == "database_query_time"]
+
+
+async def test_from_prometheus_the_judged_hour_has_enough_samples_for_every_rule(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The monitor's range query covers 7 days at Prometheus's full resolution: at a task's
+    240 steps the judged hour would hold 3 samples, too few for trends (8), change points
+    and outliers (20). The answer is built from the requested step (an HTTP transport
+    playing Prometheus over the synthetic day)."""
+    day = synthetic.monitored_day(DAY0)
+    at = DAY0 + 7.0 * 3600
+    steps: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        form = dict(httpx.QueryParams(request.content.decode()))
+        start, end, step = float(form["start"]), float(form["end"]), float(form["step"])
+        steps.append(step)
+        ts, values = day["database_query_time"]
+        grid = np.arange(max(start, ts[0]), min(end, ts[-1]) + 1e-9, step)
+        points = [[t, str(v)] for t, v in zip(grid, np.interp(grid, ts, values), strict=True)]
+        body = {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": points}]},
+        }
+        return httpx.Response(200, json=body)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    source = PrometheusSource(
+        "http://prom:9090",
+        queries={"database_query_time": "q"},
+        timeout_s=5,
+        retries=0,
+        client=client,
+    )
+    async with AgentNode(make_settings(kpi_stream=False)) as node:
+        assert node.dispatcher is not None
+        node.dispatcher.prometheus = source
+        result = await (await monitor_for(node)).run_once(at)
+    await client.aclose()
+    assert steps == [55.0]  # 7 days in 11 000 steps, not 42-minute steps
+    assert result.report is not None
+    assert result.report.performance["database_query_time"].samples >= 60

@@ -27,6 +27,7 @@ from agent.runtime.embedded import free_port
 from agent.runtime.node import AgentNode
 from agent.sources.prometheus import (
     DEFAULT_QUERIES,
+    PROMETHEUS_MAX_POINTS,
     RATE_INTERVAL,
     PrometheusSource,
     PrometheusUnavailable,
@@ -65,6 +66,10 @@ def test_step_and_rate_interval() -> None:
     assert src.step_for(0, 86_400) == (360.0, 375.0)  # at most 240 steps
     fast = PrometheusSource("http://x", queries={}, timeout_s=1, retries=0, scrape_interval_s=1)
     assert fast.step_for(0, 10) == (1.0, 4.0)
+    # the monitor asks for as many steps as Prometheus serves: 7 days at 55 s, not 42 min
+    week = 7 * 86_400
+    assert src.step_for(0, week, max_points=PROMETHEUS_MAX_POINTS)[0] == 55.0
+    assert src.step_for(0, week, max_points=10**9)[0] == 55.0  # never past the server's cap
 
 
 # --- parsing and the HTTP exchange, no server ------------------------------------------

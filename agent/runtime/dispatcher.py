@@ -66,7 +66,7 @@ class DirectiveSource(Protocol):
 
 class MetricSource(Protocol):
     async def fetch_window(
-        self, settings: Settings, window_s: float, end: float
+        self, settings: Settings, window_s: float, end: float, max_points: int = ...
     ) -> tuple[MetricStore, dict[str, Any]]: ...
 
 

@@ -37,6 +37,7 @@ from agent.monitoring import AlertDraft, MonitorConfig, MonitorInputs, MonitorSt
 from agent.planning.capacity import trigger_crossing
 from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.publisher import Publisher
+from agent.sources.prometheus import PROMETHEUS_MAX_POINTS
 from agent.store import MetricStore
 from agent.strategies import TaskContext
 from agent.strategies.domain import (
@@ -309,9 +310,21 @@ class Monitor:
         ]
 
     async def _store(self, now: float) -> MetricStore:
-        window_s = max(parse_window(self.settings.monitor_window), SLO_WINDOW_S)
+        """Every sample a run reads: the judging window, the SLO's 3 days, the triggers'.
+
+        From Prometheus in one range query per metric at as many steps as it serves
+        (``PROMETHEUS_MAX_POINTS``): at a task's 240 steps, 7 days would leave 3 samples in
+        the hour the trend, change-point and outlier rules judge.
+        """
+        window_s = max(
+            parse_window(self.settings.monitor_window),
+            SLO_WINDOW_S,
+            parse_window(self.settings.monitor_trigger_window),
+        )
         if self.dispatcher.prometheus is not None:
-            store, _ = await self.dispatcher.prometheus.fetch_window(self.settings, window_s, now)
+            store, _ = await self.dispatcher.prometheus.fetch_window(
+                self.settings, window_s, now, max_points=PROMETHEUS_MAX_POINTS
+            )
             return store
         if self.dispatcher.live_store is not None:
             return self.dispatcher.live_store.snapshot(window_s=window_s, end=now)

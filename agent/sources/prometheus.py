@@ -54,7 +54,9 @@ SOURCE = "prometheus"
 RATE_INTERVAL = "$__rate_interval"
 """Placeholder in a query for the range of its ``rate()`` windows (see the module doc)."""
 MAX_POINTS = 240
-"""A range query asks for at most this many steps per series (plus the end point)."""
+"""A task's range query asks for at most this many steps per series (plus the end point)."""
+PROMETHEUS_MAX_POINTS = 11_000
+"""Prometheus refuses a range query of more steps than this per series."""
 DEFAULT_SCRAPE_INTERVAL_S = 15.0
 """Prometheus's default scrape interval: also the smallest step a range query uses."""
 DEFAULT_MAX_CONCURRENCY = 8
@@ -428,10 +430,13 @@ class PrometheusSource:
             **{"scrape_interval_s": settings.prometheus_scrape_interval_s, **kwargs},
         )
 
-    def step_for(self, start: float, end: float) -> tuple[float, float]:
-        """(step, rate interval) in whole seconds for a window: at most ``MAX_POINTS`` steps,
+    def step_for(
+        self, start: float, end: float, max_points: int = MAX_POINTS
+    ) -> tuple[float, float]:
+        """(step, rate interval) in whole seconds for a window: at most ``max_points`` steps,
         none shorter than the scrape interval; ``rate()`` windows per ``$__rate_interval``."""
-        step = float(max(1, math.ceil(max(self.scrape_interval_s, (end - start) / MAX_POINTS))))
+        points = min(max_points, PROMETHEUS_MAX_POINTS)
+        step = float(max(1, math.ceil(max(self.scrape_interval_s, (end - start) / points))))
         scrape = self.scrape_interval_s
         return step, float(math.ceil(max(step + scrape, 4 * scrape)))
 
@@ -442,13 +447,15 @@ class PrometheusSource:
         start: float,
         end: float,
         metrics: Iterable[str] | None = None,
+        max_points: int = MAX_POINTS,
     ) -> FetchReport:
         """Range-query each metric (default: every one with a query) over ``[start, end]``
-        (epoch seconds) into ``store``; see the module doc for what is reported and raised."""
+        (epoch seconds) into ``store``, at most ``max_points`` steps per series; see the
+        module doc for what is reported and raised."""
         if not (math.isfinite(start) and math.isfinite(end) and end > start):
             raise ValueError(f"need finite start < end, got [{start}, {end}]")
         wanted = list(dict.fromkeys(self.queries if metrics is None else metrics))
-        step, rate_interval = self.step_for(start, end)
+        step, rate_interval = self.step_for(start, end, max_points)
         gate = asyncio.Semaphore(self.max_concurrency)
 
         async def one(metric: str) -> MetricFetch:
@@ -566,7 +573,7 @@ class PrometheusSource:
         )
 
     async def fetch_window(
-        self, settings: Settings, window_s: float, end: float
+        self, settings: Settings, window_s: float, end: float, max_points: int = MAX_POINTS
     ) -> tuple[MetricStore, dict[str, Any]]:
         """A fresh store holding ``[end - window_s, end]``, sized by the settings, and what
         the source said (for the report's ``data_quality``)."""
@@ -575,7 +582,7 @@ class PrometheusSource:
             max_series=settings.store_max_series,
             max_age_s=max(window_s, 1.0),
         )
-        fetched = await self.fetch(store, start=end - window_s, end=end)
+        fetched = await self.fetch(store, start=end - window_s, end=end, max_points=max_points)
         return store, {"prometheus": fetched.summary()}
 
     async def aclose(self) -> None:
