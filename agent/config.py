@@ -194,6 +194,14 @@ class Settings(BaseSettings):
         description="Tasks worked on at once, JetStream and rpc together; the consumer fetches "
         "only as many tasks as there are free slots.",
     )
+    max_strategy_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Strategies computing at once in this process (the CPU-bound part of a "
+        "task; the rest of `max_in_flight` waits on NATS meanwhile). Under the GIL, more "
+        "than one mostly contends: scale CPU with replicas.",
+    )
     rpc_queue_limit: int = Field(
         default=64, ge=0, description="rpc requests waiting for a worker before `overloaded`."
     )

@@ -139,6 +139,7 @@ class Dispatcher:
         self.learning = learning
         self.live_store = live_store
         self.prometheus = prometheus
+        self._computing = asyncio.Semaphore(settings.max_strategy_threads)
 
     # --- entry points ----------------------------------------------------------------
 
@@ -275,7 +276,8 @@ class Dispatcher:
             store, source_report = await self._source_store(task_type, request, started)
             if store is not None:
                 ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
-            report = await asyncio.to_thread(self.routes[task_type], ctx)
+            async with self._computing:
+                report = await asyncio.to_thread(self.routes[task_type], ctx)
             outputs = self._outputs(report, request.task_id)
         except AgentError as exc:
             error = ErrorInfo(code=exc.code, message=exc.message[:4000])
