@@ -146,9 +146,16 @@ def _drop_weak(
     re-measured after every merge so ``before``/``after`` describe the final segments.
     """
     breaks = list(breaks)
+    known: dict[tuple[int, int], float] = {}  # a merge changes one segment: keep the others
+
+    def level(a: int, b: int) -> float:
+        if (a, b) not in known:
+            known[a, b] = _segment_median(scaled, starts, a, b)
+        return known[a, b]
+
     while True:
         bounds = [0, *breaks, starts.size]
-        levels = [_segment_median(scaled, starts, a, b) for a, b in itertools.pairwise(bounds)]
+        levels = [level(a, b) for a, b in itertools.pairwise(bounds)]
         shifts = [abs(after - before) for before, after in itertools.pairwise(levels)]
         weak = [
             (shift, i)
