@@ -51,20 +51,14 @@ def analyze(settings: Settings, task_type: TaskType, params: TaskParams) -> Task
     carry the playbook's priors, marked uncalibrated.
     """
     from agent.errors import AgentError
-    from agent.strategies import ROUTES, TaskContext
+    from agent.runtime.dispatcher import configured_context
+    from agent.strategies import ROUTES
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     task_id = f"cli-{int(started.timestamp())}"
-    ctx = TaskContext(
-        task_id=task_id,
-        task_type=task_type,
-        now=started,
-        params=params,
-        default_window=settings.default_window,
-        target_overrides=settings.targets,
-        business_weights=settings.business_weights,
-        scaling_triggers=settings.scaling_triggers,
+    ctx = configured_context(
+        settings, task_id=task_id, task_type=task_type, now=started, params=params
     )
     report: dict[str, Any] | None = None
     error: ErrorInfo | None = None

@@ -133,11 +133,10 @@ async def connect(
         reraise=True,
     ):
         with attempt:
-            # nats-py retries a first connect forever inside itself when reconnecting is on
-            # (and then our bound and our log never apply; a wrong password would hang):
-            # connect with it off, turn it on once connected.
-            # and it retries a refused connect inside itself until a server failed more than
-            # max_reconnect_attempts times (-1: forever, one error log each): once, then ours
+            # nats-py retries a first connect forever inside itself when reconnecting is on,
+            # and a refused one until a server failed more than max_reconnect_attempts times
+            # (-1: forever, an error log each): then our bound and our log never apply and a
+            # wrong password would hang. Connect with both off; turn them on once connected.
             nc: Client = await nats.connect(
                 **{**opts, "allow_reconnect": False, "max_reconnect_attempts": 1},
                 error_cb=error_cb,

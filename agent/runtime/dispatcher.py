@@ -44,6 +44,7 @@ from protocols import (
     Message,
     ProtocolError,
     StrategicDirective,
+    TaskParams,
     TaskRequest,
     TaskResult,
     TaskType,
@@ -80,6 +81,34 @@ DEAD_LETTER_OVERHEAD = 16 * 1024
 """Room left in a dead letter for its other fields and the headers of the refused message."""
 UNREADABLE_TASK_ID = "-"
 """``task_id`` of an rpc reply to a body whose task id could not be read (never stored)."""
+
+
+def configured_context(
+    settings: Settings,
+    *,
+    task_id: str,
+    task_type: TaskType,
+    now: datetime,
+    params: TaskParams,
+    directive: StrategicDirective | None = None,
+    learning: LearningState | None = None,
+    store: MetricStore | None = None,
+) -> TaskContext:
+    """A strategy's context with what the configuration sets: default window, targets,
+    business weights and scaling triggers (tasks, the monitor and ``analyze`` alike)."""
+    return TaskContext(
+        task_id=task_id,
+        task_type=task_type,
+        now=now,
+        params=params,
+        default_window=settings.default_window,
+        target_overrides=settings.targets,
+        business_weights=settings.business_weights,
+        scaling_triggers=settings.scaling_triggers,
+        directive=directive,
+        learning=learning,
+        store=store,
+    )
 
 
 def utc_now() -> datetime:
@@ -258,15 +287,12 @@ class Dispatcher:
                 request.task_id,
             )
             return await self._refuse(inbound, refusal, started, t0, reply_to=request.reply_to)
-        ctx = TaskContext(
+        ctx = configured_context(
+            self.settings,
             task_id=request.task_id,
             task_type=task_type,
             now=started,
             params=request.params,
-            default_window=self.settings.default_window,
-            target_overrides=self.settings.targets,
-            business_weights=self.settings.business_weights,
-            scaling_triggers=self.settings.scaling_triggers,
             directive=await self.directives.in_force(started) if self.directives else None,
             learning=await self.learning.snapshot() if self.learning else None,
         )

@@ -35,11 +35,10 @@ from agent.config import Settings
 from agent.errors import AgentError
 from agent.monitoring import AlertDraft, MonitorConfig, MonitorInputs, MonitorState, evaluate
 from agent.planning.capacity import trigger_crossing
-from agent.runtime.dispatcher import Dispatcher
+from agent.runtime.dispatcher import Dispatcher, configured_context
 from agent.runtime.publisher import Publisher
 from agent.sources.prometheus import PROMETHEUS_MAX_POINTS
 from agent.store import MetricStore
-from agent.strategies import TaskContext
 from agent.strategies.domain import (
     SLO_KINDS,
     Assessment,
@@ -203,13 +202,12 @@ class Monitor:
         store = await self._store(now)
         window = self.settings.monitor_window
         ctx_now = datetime.fromtimestamp(now, UTC)
-        ctx = TaskContext(
+        ctx = configured_context(
+            self.settings,
             task_id=f"monitor-{int(now)}",
             task_type=TaskType.API_OPTIMIZATION,
             now=ctx_now,
             params=TaskParams(window=window),
-            default_window=window,
-            target_overrides=self.settings.targets,
             store=store,
             # a directive's targets hold for all later work, the monitor's judging included
             directive=(
