@@ -8,6 +8,7 @@ import json
 import sys
 import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from pydantic import ValidationError
@@ -72,3 +73,11 @@ def add_task_type(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "task_type", choices=names, metavar="TASK_TYPE", help="one of: " + ", ".join(names)
     )
+
+
+def read_input(path: str) -> bytes:
+    """A file's bytes (``-``: stdin); one that cannot be read is a ``UsageError``."""
+    try:
+        return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import msgspec
 
-from agent.cli.common import UsageError
+from agent.cli.common import UsageError, read_input
 from protocols import KpiBatch, ProtocolError, TaskParams, TaskRequest, decode
 
 _PARAMS = msgspec.json.Decoder(TaskParams)
@@ -15,11 +12,7 @@ _PARAMS = msgspec.json.Decoder(TaskParams)
 
 def read_params(path: str) -> TaskParams:
     """A task's params from a file (``-``: stdin); see :func:`parse_params`."""
-    try:
-        data = Path(path).read_bytes() if path != "-" else sys.stdin.buffer.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_params(data, path)
+    return parse_params(read_input(path), path)
 
 
 def parse_params(data: bytes, where: str) -> TaskParams:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -19,6 +18,7 @@ from agent.cli.common import (
     UsageError,
     add_command,
     load_settings,
+    read_input,
 )
 from agent.cli.nats import open_connection
 from agent.cli.output import FORMATS, show_result
@@ -66,10 +66,7 @@ def parse_result(data: bytes) -> dict[str, Any]:
 
 def read_file(path: str) -> dict[str, Any]:
     """The result in ``path`` (``-``: stdin); unreadable or not a result → UsageError."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = read_input(path)
     try:
         return parse_result(data)
     except NotAResult as exc:
@@ -89,8 +86,6 @@ async def _from_records(js: Any, settings: Settings, task_id: str) -> bytes | No
         return None
     if not entry.value:
         return None
-    import msgspec
-
     record = msgspec.json.decode(entry.value, type=TaskRecord)
     return bytes(record.result)
 
