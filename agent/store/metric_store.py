@@ -166,6 +166,7 @@ class MetricStore:
         self._scalars: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._newest: float | None = None
         self._swept_to = -math.inf
+        self._statistics: dict[str, tuple[str, str]] = {}
         self._counts = dict.fromkeys(
             (
                 "accepted",
@@ -341,7 +342,21 @@ class MetricStore:
                     copy.add_many(metric, part.ts, part.values, labels, source=buffer.source)
         for metric, (value, source) in self._scalars.items():
             copy.set_scalar(metric, value, source=source)
+        copy._statistics = dict(self._statistics)
         return copy
+
+    def set_statistic(self, metric: str, statistic: str, reason: str) -> None:
+        """Say which statistic ``metric``'s samples already are, when it is not the catalog's.
+
+        A source that could not measure a p95 (a histogram whose observations all fell in
+        one bucket) stores the mean instead and says so here, so the judge names the
+        statistic actually used and the report says why.
+        """
+        self._statistics[metric] = (statistic, reason)
+
+    def statistic_of(self, metric: str) -> tuple[str, str] | None:
+        """(statistic, reason) a source set for ``metric``, or None: the catalog's holds."""
+        return self._statistics.get(metric)
 
     def sources(self) -> dict[str, list[str]]:
         """Metric → the sources its series came from (inline, kpi, prometheus…)."""
