@@ -4,7 +4,9 @@
 library: OTel's ``http_server_request_duration_seconds`` histogram by route and status,
 node_exporter's CPU and memory series, redis_exporter's keyspace counters and a
 WebSocket message counter, all at rates and values fixed below (``TRUTH``), so a test
-knows what Prometheus must answer. ``PrometheusServer`` runs the ``prometheus`` binary
+knows what Prometheus must answer. ``HistogramExporter`` serves one histogram of chosen
+buckets and observations (a database histogram recorded into the OTel SDK's default
+boundaries, say). ``PrometheusServer`` runs the ``prometheus`` binary
 (Debian's package; ``.ci/run`` installs it) on a free loopback port scraping it every
 second, each wait bounded.
 """
@@ -16,6 +18,7 @@ import contextlib
 import shutil
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +32,12 @@ from agent.runtime.embedded import free_port, stop_process
 
 # OTel's recommended buckets for http.server.request.duration (seconds).
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+OTEL_SDK_DEFAULT_BUCKETS = (
+    0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0,
+    1000.0, 2500.0, 5000.0, 7500.0, 10000.0,
+)  # fmt: skip
+"""The OTel SDK's default explicit boundaries (meant for ms): a histogram recorded in seconds
+into them, as the stock psycopg instrumentation does, puts every call in the (0, 5] bucket."""
 REGION = "eu-west"
 """A target label Prometheus adds to every series: the region breakdown."""
 
@@ -201,6 +210,59 @@ class Exporter:
             self.cache_misses.inc(dt * 15)  # 85 % hits
             self.feed_items.labels("true").inc(dt * 97)
             self.feed_items.labels("false").inc(dt * 3)  # 97 % fresh
+
+
+class HistogramExporter:
+    """One unlabelled histogram on ``http://127.0.0.1:<port>/metrics``: ``rate`` observations
+    a second, the i-th of value ``observe(i)`` (seconds), so a test knows what it holds."""
+
+    def __init__(
+        self,
+        name: str,
+        buckets: Sequence[float],
+        observe: Callable[[int], float],
+        rate: float = 50.0,
+        tick_s: float = 0.02,
+    ) -> None:
+        self.observe = observe
+        self.rate = rate
+        self.tick_s = tick_s
+        self.port = free_port()
+        self.registry = CollectorRegistry()
+        self.histogram = Histogram(name, f"{name}.", buckets=buckets, registry=self.registry)
+        self.emitted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-load", daemon=True)
+        self._server: WSGIServer | None = None
+        self._server_thread: threading.Thread | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server, self._server_thread = start_http_server(
+            self.port, addr="127.0.0.1", registry=self.registry
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop both threads (blocks briefly: call it off the event loop)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=5)
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(self.tick_s):
+            due = int((time.monotonic() - start) * self.rate)
+            for i in range(self.emitted, due):
+                self.histogram.observe(self.observe(i))
+            self.emitted = max(self.emitted, due)
 
 
 def prometheus_binary() -> str | None:

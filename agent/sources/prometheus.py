@@ -21,11 +21,24 @@ Prometheus gave (its ``errorType`` and message, or the HTTP status), the series 
 samples kept, the NaN/±Inf values dropped, the series cut off by the bound, and the
 API's warnings. Only when no query could be answered at all does it raise
 ``PrometheusUnavailable`` (a ``SourceUnavailable``: code ``source_unavailable``).
+
+A p95 read from a histogram is only as good as its buckets: OTel's SDK records
+``db.client.operation.duration`` in seconds into its default boundaries (0, 5, 10, 25 …),
+so every database call lands in the [0, 5] s bucket and ``histogram_quantile`` answers
+4 750 ms whatever the database does. So for each default p95 metric (``P95_HISTOGRAMS``,
+derived from the table; an overridden query is the operator's and is not checked) the
+source also asks, in one instant query, how the window's observations spread over the
+buckets. When at least 99 % of them share one bucket (``bucket_spread``) the quantile is a
+function of that bucket's bounds, not of the data: the metric gets the mean from
+``_sum``/``_count`` instead, the store is told (``MetricStore.set_statistic``) and the report
+says why (``MetricFetch.fallback``, ``FetchReport.summary()["fallbacks"]``). A check that
+cannot decide leaves the quantile and says so (``check_error``, among the problems).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -64,6 +77,9 @@ DEFAULT_MAX_SERIES_PER_QUERY = 500
 """Series of one query beyond this are not stored (counted as ``truncated_series``)."""
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 2.0
+SATURATION_SHARE = 0.99
+"""A histogram with at least this share of a window's observations in one bucket is
+saturated: its quantiles come from that bucket's bounds, not from the data."""
 _ERROR_TEXT_LIMIT = 500
 
 _W = RATE_INTERVAL
@@ -74,6 +90,28 @@ _5XX = 'http_response_status_code=~"5.."'
 def _p95_ms(histogram: str) -> str:
     """p95 in ms of a seconds histogram, all its series pooled (``sum by (le)``)."""
     return f"1000 * histogram_quantile(0.95, sum by (le) (rate({histogram}_bucket[{_W}])))"
+
+
+def _p95_histogram(query: str) -> str | None:
+    """The histogram a ``_p95_ms`` query reads, else None: inverted from ``_p95_ms`` itself,
+    so only its exact output (not a look-alike) is recognised."""
+    head, _, tail = _p95_ms("\0").partition("\0")
+    name = query.removeprefix(head).removesuffix(tail)
+    if re.fullmatch(r"[A-Za-z_:][A-Za-z0-9_:]*", name) and _p95_ms(name) == query:
+        return name
+    return None
+
+
+def mean_ms(histogram: str) -> str:
+    """Mean in ms of a seconds histogram from ``_sum``/``_count``: what a saturated p95
+    falls back to (it needs no bucket bounds)."""
+    return f"1000 * sum(rate({histogram}_sum[{_W}])) / sum(rate({histogram}_count[{_W}]))"
+
+
+def bucket_spread_query(histogram: str, window_s: int) -> str:
+    """Observations per cumulative bucket over the last ``window_s`` seconds, all series
+    pooled as the p95 query pools them."""
+    return f"sum by (le) (increase({histogram}_bucket[{window_s}s]))"
 
 
 def _share_pct(part: str, whole: str) -> str:
@@ -165,6 +203,14 @@ DEFAULT_QUERIES: Mapping[str, str] = MappingProxyType(
 """Metric → PromQL giving it in the catalog's unit (ms, %, req/s, msg/s) or, for the
 auxiliary series, in the shape ``catalog.AUXILIARY`` describes."""
 
+P95_HISTOGRAMS: Mapping[str, str] = MappingProxyType(
+    {m: h for m, q in DEFAULT_QUERIES.items() if (h := _p95_histogram(q)) is not None}
+)
+"""Default metric that is a ``_p95_ms`` quantile → its histogram's base name (e.g.
+``database_query_time`` → ``db_client_operation_duration_seconds``): the metrics whose
+buckets are checked for saturation. Derived from ``DEFAULT_QUERIES``, so a new default
+p95 metric is checked too."""
+
 
 def merged_queries(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """The defaults with ``overrides`` over them; an override of ``""`` removes a metric."""
@@ -175,6 +221,106 @@ def merged_queries(overrides: Mapping[str, str] | None = None) -> dict[str, str]
         else:
             queries.pop(metric, None)
     return queries
+
+
+# --- a histogram's buckets ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpread:
+    """How a window's observations of one histogram spread over its buckets."""
+
+    observations: float
+    """All of them (the ``+Inf`` bucket's cumulative count)."""
+    lower: float
+    """Lower bound of the fullest bucket (0 for a lowest bucket of positive bound, as
+    ``histogram_quantile`` takes it; -Inf below a bound ≤ 0)."""
+    upper: float
+    """Its upper bound, ``le`` (+Inf for the overflow bucket)."""
+    share: float
+    """Share of the observations in that bucket, 0–1."""
+    p95: float
+    """What ``histogram_quantile(0.95, …)`` gives on these buckets (NaN if nothing)."""
+
+    @property
+    def saturated(self) -> bool:
+        """The quantile reflects the fullest bucket's bounds, not the data."""
+        return self.share >= SATURATION_SHARE
+
+
+def bucket_spread(buckets: Iterable[tuple[float, float]]) -> BucketSpread | None:
+    """(le, cumulative count) pairs, in any order → their spread; None when they hold no
+    observation. Buckets are coalesced and made monotonic as ``histogram_quantile`` does
+    (``increase`` extrapolates each series on its own). Raises ``ValueError`` without a
+    ``+Inf`` bucket: the count of all observations is unknown then."""
+    merged: dict[float, float] = {}
+    for le, count in buckets:
+        if not math.isnan(le) and math.isfinite(count):
+            merged[float(le)] = merged.get(float(le), 0.0) + count
+    if not merged or max(merged) != math.inf:
+        raise ValueError('no le="+Inf" bucket')
+    les = sorted(merged)
+    cumulative = np.maximum.accumulate(np.array([merged[le] for le in les]))
+    total = float(cumulative[-1])
+    if not total > 0:
+        return None
+    per_bucket = np.diff(cumulative, prepend=0.0)
+    top = int(np.argmax(per_bucket))
+    upper = les[top]
+    # histogram_quantile's lower bound of the lowest bucket: 0, unless its bound is not above
+    lower = les[top - 1] if top else (0.0 if upper > 0 else -math.inf)
+    return BucketSpread(
+        observations=total,
+        lower=lower,
+        upper=upper,
+        share=float(per_bucket[top]) / total,
+        p95=_bucket_quantile(0.95, les, cumulative.tolist()),
+    )
+
+
+def _bucket_quantile(q: float, les: list[float], cumulative: list[float]) -> float:
+    """Prometheus's ``bucketQuantile`` (linear within the bucket the rank falls in, the
+    highest finite bound for the ``+Inf`` bucket), on sorted, monotonic buckets."""
+    if len(les) < 2 or not cumulative[-1] > 0:
+        return math.nan
+    rank = q * cumulative[-1]
+    b = next((i for i in range(len(les) - 1) if cumulative[i] >= rank), len(les) - 1)
+    if b == len(les) - 1:
+        return les[-2]
+    if b == 0 and les[0] <= 0:
+        return les[0]
+    start, below = (les[b - 1], cumulative[b - 1]) if b else (0.0, 0.0)
+    return start + (les[b] - start) * (rank - below) / (cumulative[b] - below)
+
+
+def _num(value: float) -> str:
+    """A number for people: 3 significant digits, thousands grouped (``4 750``)."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}".replace(",", " ")
+    return f"{value:.3g}"
+
+
+def _bucket_text(lower: float, upper: float) -> str:
+    if math.isinf(upper):
+        return f"above {_num(lower)} s"
+    if math.isinf(lower):
+        return f"at most {_num(upper)} s"
+    return f"{_num(lower)}–{_num(upper)} s"
+
+
+def saturation_reason(histogram: str, spread: BucketSpread) -> str:
+    """Why a saturated histogram's mean is judged instead of its p95, in plain words."""
+    who = (
+        "every observation"
+        if spread.share >= 0.9995
+        else f"{_num(100 * spread.share)} % of the observations"
+    )
+    would_be = f" ({_num(1000 * spread.p95)} ms)" if math.isfinite(spread.p95) else ""
+    return (
+        f"{who} of {histogram} in the window fell in one bucket "
+        f"({_bucket_text(spread.lower, spread.upper)}): its p95 would follow from that "
+        f"bucket's bounds{would_be}, not from the data, so the mean from _sum/_count is judged"
+    )
 
 
 # --- the report -------------------------------------------------------------------
@@ -209,6 +355,18 @@ class MetricFetch:
     attempts: int = 0
     warnings: tuple[str, ...] = ()
     """The API's ``warnings`` and ``infos`` for this query."""
+    statistic: str | None = None
+    """What the stored samples are, when the source checked: ``p95`` (a default histogram
+    quantile whose buckets spread) or ``mean`` (they did not: see ``fallback``). None for
+    queries not checked (not a default p95, or overridden)."""
+    fallback: str | None = None
+    """Why the mean replaced the p95 (also given to ``MetricStore.set_statistic``); ``query``
+    is then the mean's query."""
+    checked_query: str | None = None
+    """The instant query that read the buckets' spread, as sent."""
+    check_error: str | None = None
+    """Why that check could not decide while the quantile's samples were stored (they
+    were kept as they are)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +405,11 @@ class FetchReport:
         problems = {
             m: {k: v for k, v in _problem(f).items() if v}
             for m, f in sorted(self.metrics.items())
-            if f.status != "ok" or f.dropped_non_finite or f.truncated_series or f.warnings
+            if f.status != "ok"
+            or f.dropped_non_finite
+            or f.truncated_series
+            or f.warnings
+            or f.check_error
         }
         return {
             "source": self.source,
@@ -262,6 +424,7 @@ class FetchReport:
             "samples": self.samples,
             "stored": sum(f.stored for f in self.metrics.values()),
             "problems": problems,
+            "fallbacks": {m: f.fallback for m, f in sorted(self.metrics.items()) if f.fallback},
         }
 
 
@@ -274,6 +437,7 @@ def _problem(f: MetricFetch) -> dict[str, Any]:
         "dropped_non_finite": f.dropped_non_finite,
         "truncated_series": f.truncated_series,
         "warnings": list(f.warnings),
+        "check_error": f.check_error,
     }
 
 
@@ -291,6 +455,8 @@ class PrometheusUnavailable(SourceUnavailable):
 class _Series(msgspec.Struct):
     metric: dict[str, str] = msgspec.field(default_factory=dict)
     values: list[tuple[float, str]] = msgspec.field(default_factory=list)
+    value: tuple[float, str] | None = None
+    """An instant vector's one sample."""
     histograms: list[Any] = msgspec.field(default_factory=list)
 
 
@@ -319,21 +485,38 @@ class ParsedSeries:
     dropped_non_finite: int
 
 
-def parse_matrix(body: bytes) -> tuple[list[ParsedSeries], list[str]]:
-    """A successful ``query_range`` body → its series (``__name__`` dropped, NaN/±Inf
-    left out and counted) and its warnings. Raises ``ValueError`` on anything else."""
+def _success(body: bytes, result_type: str) -> tuple[_Data, list[str]]:
+    """A successful answer's data of ``result_type`` and its notes, else ``ValueError``."""
     try:
         answer = _DECODER.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ValueError(f"not a Prometheus API answer: {exc}") from exc
     if answer.status != "success" or answer.data is None:
         raise ValueError(f"status {answer.status!r}: {answer.error_type}: {answer.error}")
-    if answer.data.result_type != "matrix":
-        raise ValueError(f"expected a matrix, got {answer.data.result_type!r}")
-    notes = [*answer.warnings, *answer.infos]
+    if answer.data.result_type != result_type:
+        raise ValueError(f"expected a {result_type}, got {answer.data.result_type!r}")
+    return answer.data, [*answer.warnings, *answer.infos]
+
+
+def parse_buckets(body: bytes) -> list[tuple[float, float]]:
+    """A successful instant ``sum by (le) (…_bucket…)`` body → (le, count) pairs, series
+    without a numeric ``le`` or value left out. Raises ``ValueError`` on anything else."""
+    data, _ = _success(body, "vector")
+    pairs: list[tuple[float, float]] = []
+    for series in data.result:
+        le = _number(series.metric.get("le", ""))
+        if series.value is not None and not math.isnan(le):
+            pairs.append((le, _number(series.value[1])))
+    return pairs
+
+
+def parse_matrix(body: bytes) -> tuple[list[ParsedSeries], list[str]]:
+    """A successful ``query_range`` body → its series (``__name__`` dropped, NaN/±Inf
+    left out and counted) and its warnings. Raises ``ValueError`` on anything else."""
+    data, notes = _success(body, "matrix")
     parsed: list[ParsedSeries] = []
     native = 0
-    for series in answer.data.result:
+    for series in data.result:
         native += len(series.histograms)
         labels = {k: v for k, v in series.metric.items() if k != "__name__"}
         ts = np.fromiter((t for t, _ in series.values), np.float64, len(series.values))
@@ -386,6 +569,52 @@ def _api_error(response: httpx.Response) -> tuple[str, str]:
     return answer.error_type or "http", answer.error or f"HTTP {response.status_code}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A fetch's range: epoch seconds, and the step and ``rate()`` range in seconds."""
+
+    start: float
+    end: float
+    step: float
+    rate_interval: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One API call after its retries: a 200 answer's body, or what went wrong (the
+    ``MetricFetch`` fields of the same names)."""
+
+    attempts: int
+    body: bytes | None = None
+    error_type: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+
+
+def _failed(attempts: int, response: httpx.Response) -> _Reply:
+    error_type, message = _api_error(response)
+    return _Reply(
+        attempts,
+        error_type=error_type,
+        error=message[:_ERROR_TEXT_LIMIT],
+        http_status=response.status_code,
+    )
+
+
+def _read_check(reply: _Reply) -> tuple[BucketSpread | None, str | None]:
+    """(spread, None), or (None, why the buckets could not be read); (None, None) when
+    they hold no observation (nothing to decide)."""
+    if reply.body is None:
+        return None, f"{reply.error_type}: {reply.error}"
+    try:
+        buckets = parse_buckets(reply.body)
+        if not buckets:
+            return None, "no bucket series in the window"
+        return bucket_spread(buckets), None
+    except ValueError as exc:
+        return None, str(exc)[:_ERROR_TEXT_LIMIT]
+
+
 class PrometheusSource:
     """A Prometheus HTTP API to range-query: ``async with PrometheusSource(url, …) as src``."""
 
@@ -414,6 +643,11 @@ class PrometheusSource:
         self.scrape_interval_s = float(scrape_interval_s)
         self.max_concurrency = max_concurrency
         self.max_series_per_query = max_series_per_query
+        self.checked: Mapping[str, str] = MappingProxyType(
+            {m: h for m, h in P95_HISTOGRAMS.items() if self.queries.get(m) == DEFAULT_QUERIES[m]}
+        )
+        """Metric → histogram whose buckets are checked for saturation: the default p95
+        metrics whose query is still the default (an override is the operator's call)."""
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))
 
@@ -458,13 +692,17 @@ class PrometheusSource:
         step, rate_interval = self.step_for(start, end, max_points)
         gate = asyncio.Semaphore(self.max_concurrency)
 
+        window = _Window(start, end, step, rate_interval)
+
         async def one(metric: str) -> MetricFetch:
             query = self.queries.get(metric)
             if query is None:
                 return MetricFetch(metric, "unconfigured", error="no query configured")
             query = query.replace(RATE_INTERVAL, f"{rate_interval:.0f}s")
-            async with gate:
-                return await self._fetch_one(store, metric, query, start, end, step)
+            histogram = self.checked.get(metric)
+            if histogram is not None:
+                return await self._fetch_checked(store, gate, metric, histogram, query, window)
+            return self._stored(store, metric, query, await self._range(gate, query, window))
 
         results = await asyncio.gather(*(one(m) for m in wanted))
         report = FetchReport(
@@ -486,48 +724,98 @@ class PrometheusSource:
             )
         return report
 
-    async def _fetch_one(
-        self, store: MetricStore, metric: str, query: str, start: float, end: float, step: float
+    async def _fetch_checked(
+        self,
+        store: MetricStore,
+        gate: asyncio.Semaphore,
+        metric: str,
+        histogram: str,
+        query: str,
+        window: _Window,
     ) -> MetricFetch:
+        """A default p95 metric: its range query and, alongside, its buckets' spread over
+        the window; a saturated histogram's mean is stored instead (the quantile never is,
+        store writes being additive)."""
+        checked = bucket_spread_query(histogram, max(1, round(window.end - window.start)))
+        quantile, check = await asyncio.gather(
+            self._range(gate, query, window), self._instant(gate, checked, window.end)
+        )
+        spread, check_error = _read_check(check)
+        if spread is not None and spread.saturated:
+            reason = saturation_reason(histogram, spread)
+            mean = mean_ms(histogram).replace(RATE_INTERVAL, f"{window.rate_interval:.0f}s")
+            fetched = self._stored(store, metric, mean, await self._range(gate, mean, window))
+            if fetched.stored:
+                store.set_statistic(metric, "mean", reason)
+            return dataclasses.replace(
+                fetched, statistic="mean", fallback=reason, checked_query=checked
+            )
+        fetched = self._stored(store, metric, query, quantile)
+        return dataclasses.replace(
+            fetched,
+            statistic="p95",
+            checked_query=checked,
+            # a check finding nothing matters only when the quantile found something
+            check_error=check_error if fetched.status == "ok" else None,
+        )
+
+    async def _range(self, gate: asyncio.Semaphore, query: str, window: _Window) -> _Reply:
         form = {
             "query": query,
-            "start": f"{start:.3f}",
-            "end": f"{end:.3f}",
-            "step": f"{step:.0f}",
+            "start": f"{window.start:.3f}",
+            "end": f"{window.end:.3f}",
+            "step": f"{window.step:.0f}",
             "timeout": f"{self.timeout_s:g}s",
         }
+        return await self._post(gate, "/api/v1/query_range", form)
+
+    async def _instant(self, gate: asyncio.Semaphore, query: str, at: float) -> _Reply:
+        form = {"query": query, "time": f"{at:.3f}", "timeout": f"{self.timeout_s:g}s"}
+        return await self._post(gate, "/api/v1/query", form)
+
+    async def _post(self, gate: asyncio.Semaphore, path: str, form: Mapping[str, str]) -> _Reply:
+        """One API call with its retries, in a slot of ``gate`` (the concurrency bound)."""
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential(multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S)
-                + wait_random(0, BACKOFF_INITIAL_S),
-                retry=retry_if_exception(_retryable),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    response = await self._client.post(
-                        f"{self.base_url}/api/v1/query_range", data=form
-                    )
-                    if response.status_code >= 500:
-                        raise _Retryable(response)
+            async with gate:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.attempts),
+                    wait=wait_exponential(multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S)
+                    + wait_random(0, BACKOFF_INITIAL_S),
+                    retry=retry_if_exception(_retryable),
+                    reraise=True,
+                ):
+                    with attempt:
+                        attempts += 1
+                        response = await self._client.post(f"{self.base_url}{path}", data=form)
+                        if response.status_code >= 500:
+                            raise _Retryable(response)
         except _Retryable as exc:
-            return self._failed(metric, query, attempts, exc.response)
+            return _failed(attempts, exc.response)
         except httpx.TimeoutException as exc:
             message = f"no answer within {self.timeout_s:g}s ({type(exc).__name__})"
-            return MetricFetch(
-                metric, "error", query, error_type="timeout", error=message, attempts=attempts
-            )
+            return _Reply(attempts, error_type="timeout", error=message)
         except httpx.TransportError as exc:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return MetricFetch(
-                metric, "error", query, error_type="connection", error=message, attempts=attempts
-            )
+            return _Reply(attempts, error_type="connection", error=message)
         if response.status_code != 200:
-            return self._failed(metric, query, attempts, response)
+            return _failed(attempts, response)
+        return _Reply(attempts, response.content, http_status=200)
+
+    def _stored(self, store: MetricStore, metric: str, query: str, reply: _Reply) -> MetricFetch:
+        """A range query's reply written into ``store``, and what that gave."""
+        if reply.body is None:
+            return MetricFetch(
+                metric,
+                "error",
+                query,
+                error_type=reply.error_type,
+                error=reply.error,
+                http_status=reply.http_status,
+                attempts=reply.attempts,
+            )
         try:
-            parsed, notes = parse_matrix(response.content)
+            parsed, notes = parse_matrix(reply.body)
         except ValueError as exc:
             return MetricFetch(
                 metric,
@@ -536,7 +824,7 @@ class PrometheusSource:
                 error_type="bad_response",
                 error=str(exc)[:_ERROR_TEXT_LIMIT],
                 http_status=200,
-                attempts=attempts,
+                attempts=reply.attempts,
             )
         kept = parsed[: self.max_series_per_query]
         stored = sum(
@@ -555,21 +843,8 @@ class PrometheusSource:
             dropped_non_finite=sum(s.dropped_non_finite for s in kept),
             truncated_series=len(parsed) - len(kept),
             http_status=200,
-            attempts=attempts,
+            attempts=reply.attempts,
             warnings=tuple(notes),
-        )
-
-    @staticmethod
-    def _failed(metric: str, query: str, attempts: int, response: httpx.Response) -> MetricFetch:
-        error_type, message = _api_error(response)
-        return MetricFetch(
-            metric,
-            "error",
-            query,
-            error_type=error_type,
-            error=message[:_ERROR_TEXT_LIMIT],
-            http_status=response.status_code,
-            attempts=attempts,
         )
 
     async def fetch_window(
