@@ -195,11 +195,17 @@ class CauseLink(Struct, frozen=True, kw_only=True):
     symptom: str
     cause: str
     score: float
-    """0–1: dependency, earlier breach and correlation combined."""
+    """0–1: earlier breach, lagged correlation and the dependency table combined."""
     cause_onset: Timestamp | None
     symptom_onset: Timestamp | None
     correlation: float | None
-    """Rank correlation of the two metrics' badness over the window."""
+    """Rank correlation of the two metrics' badness, the symptom taken ``lag_s`` later."""
+    lag_s: float | None = None
+    """Seconds the cause's badness leads the symptom's at the best correlation (None: none)."""
+    prior: float = 0.0
+    """The dependency table's share of the score: + declared, − declared the other way."""
+    basis: str = ""
+    """What supported the link, e.g. ``onset 30 s earlier, ρ 0.52 at lag 30 s, no table entry``."""
 
 
 class TrendDetail(Struct, frozen=True, kw_only=True):
@@ -211,6 +217,27 @@ class TrendDetail(Struct, frozen=True, kw_only=True):
     """Change of the metric in its own unit per hour (Theil–Sen)."""
     kendall_tau: float | None = None
     p_value: float | None = None
+    """Two-sided Mann–Kendall p, its variance corrected for lag-1 autocorrelation."""
+    q_value: float | None = None
+    """Benjamini–Hochberg q across the report's metrics: the verdict is decided on it."""
+    slope_low_per_hour: float | None = None
+    slope_high_per_hour: float | None = None
+    """Sen's 95 % interval of the slope (autocorrelation-corrected)."""
+    autocorrelation: float | None = None
+    """Lag-1 autocorrelation of the residuals the test was corrected for."""
+    variance_inflation: float | None = None
+    """How much that autocorrelation widened the test's variance (n/n*, 1 = none)."""
+    span_s: float | None = None
+    """Seconds of data the slope was measured over (after ``level_shift``, if any)."""
+    level_shift: ChangePoint | None = None
+    """The recent step that explains the window better than a line; the slope is after it."""
+    note: str | None = None
+    """Why there is no verdict or no slope (too few samples, too short a span…)."""
+    hours_to_breach: float | None = None
+    """A metric still meeting its target but worsening: hours until it misses at this slope."""
+    hours_to_breach_low: float | None = None
+    hours_to_breach_high: float | None = None
+    """Its 95 % range from the slope's interval; high None: the slope may be 0 (maybe never)."""
 
 
 class MetricSeries(Struct, frozen=True, kw_only=True):
@@ -245,6 +272,33 @@ class MetricPerformance(Struct, frozen=True, kw_only=True):
     trend_detail: TrendDetail | None = None
     target_source: str = "catalog"
     """Where the target came from: ``catalog``, ``config`` or ``task``."""
+    flags: list[str] = []
+    """What is wrong with the data itself: a unit that looks off (latency in seconds, a
+    ratio sent as a percentage), a mean standing in for a p95. A flagged metric is
+    reported but never made a bottleneck."""
+    rejected_samples: int = 0
+    """Samples that cannot be (a percentage outside 0–100, a negative duration or rate):
+    left out of every figure above and counted in ``data_quality.rejected_samples``."""
+    statistic_note: str | None = None
+    """Why ``statistic`` is not the catalog's (e.g. a mean from ``_sum``/``_count`` because
+    every observation of the histogram fell in one bucket, so no p95 could be measured)."""
+
+
+class MeasuredMetric(Struct, frozen=True, kw_only=True):
+    """A metric measured but not judged: nobody set it a target (a throughput, by default).
+
+    Its figures are from the samples like a judged metric's; ``reason`` says why there
+    is no verdict. Set a target (task, directive or settings) to have it judged.
+    """
+
+    current: float
+    unit: str
+    direction: Direction
+    statistic: str
+    samples: int
+    trend: Trend
+    trend_detail: TrendDetail | None = None
+    reason: str = ""
 
 
 class Bottleneck(Struct, frozen=True, kw_only=True):
@@ -300,6 +354,8 @@ class AnalysisReport(Struct, frozen=True, kw_only=True):
     """The ``strategic_directive/v1`` in force when the report was made (None: none)."""
     series: dict[str, MetricSeries] = {}
     """Per judged metric with samples over time, its window as bucket medians (for charts)."""
+    measured: dict[str, MeasuredMetric] = {}
+    """Metrics measured but not judged (no target set): their level and trend, no verdict."""
 
 
 class PlanEntry(Struct, frozen=True, kw_only=True):
@@ -349,6 +405,8 @@ class PlanningReport(Struct, frozen=True, kw_only=True):
     """Analysis effectiveness from verified history: accuracy, prediction error, shares."""
     series: dict[str, MetricSeries] = {}
     """Per judged metric with samples over time, its window as bucket medians (for charts)."""
+    measured: dict[str, MeasuredMetric] = {}
+    """Metrics measured but not judged (no target set): their level and trend, no verdict."""
 
 
 # --- to Hephaestus and Athena ------------------------------------------------------
