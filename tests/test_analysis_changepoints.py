@@ -1,4 +1,9 @@
-"""Level shifts (PELT over bucket medians) and robust-z outliers, on hand-made series."""
+"""Level shifts (PELT over bucket medians) and robust-z outliers, on hand-made series.
+
+The autocorrelated cases use what scraped metrics look like: AR(1) noise with φ = 0.9
+between 10 s scrapes (≈ 0.76 between the 30 s bucket medians of an hour), lognormal
+for latencies, so the noise grows with the level.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from hypothesis import strategies as st
 
 from agent.analysis.changepoints import (
     RATIO_CAP,
+    _mad,
+    _Noise,
+    _residual_phi,
     detect_change_points,
     find_outliers,
     pelt,
@@ -37,6 +45,22 @@ def _at(i: int, step: float = MINUTE) -> datetime:
 def _step(first: float, second: float, *, noise: float, seed: int, n: int = 60) -> Series:
     rng = np.random.default_rng(seed)
     return _series(np.r_[first + rng.normal(0, noise, n), second + rng.normal(0, noise, n)])
+
+
+def _ar1(rng: np.random.Generator, n: int, phi: float = 0.9) -> np.ndarray:
+    """A stationary AR(1) with unit marginal variance (φ = 0.9: 10 s scrapes)."""
+    shocks = rng.standard_normal(n) * math.sqrt(1.0 - phi * phi)
+    out = np.empty(n)
+    x = float(rng.standard_normal())
+    for i, shock in enumerate(shocks.tolist()):
+        x = phi * x + shock
+        out[i] = x
+    return out
+
+
+def _hour_at_10s(rng: np.random.Generator, level: np.ndarray | float, noise: float) -> Series:
+    """An hour of 10 s scrapes (360) around ``level``, lognormal AR(1) noise of log-SD ``noise``."""
+    return _series(level * np.exp(noise * _ar1(rng, 360)), 10.0)
 
 
 def _finite(point: ChangePoint) -> bool:
@@ -76,6 +100,93 @@ def test_white_noise_rarely_gives_a_change() -> None:
         for _ in range(200)
     )
     assert hits < 20  # < 10 % of trials
+
+
+@pytest.mark.parametrize(("n", "noise"), [(360, 0.10), (360, 0.25), (120, 0.10)])
+def test_autocorrelated_noise_rarely_gives_a_change(n: int, noise: float) -> None:
+    # 1 h at 10 s (bucket medians φ ≈ 0.76) and 20 min at 10 s (one sample a bucket,
+    # φ = 0.9): the white-noise σ put change points in 144, 164 and 194 of these 200
+    rng = np.random.default_rng(10)
+    hits = sum(
+        bool(
+            detect_change_points(
+                _series(100 * np.exp(noise * _ar1(rng, n)), 10.0), "lower_is_better"
+            )
+        )
+        for _ in range(200)
+    )
+    assert hits <= 20  # ≤ 10 % of windows (measured: 0, 1 and 6 of 200)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "noise", "share"),
+    [(100.0, 300.0, 0.10, 0.90), (60.0, 180.0, 0.25, 0.85)],
+)
+def test_incident_step_in_autocorrelated_noise_is_one_change_at_the_step(
+    before: float, after: float, noise: float, share: float
+) -> None:
+    # latency × 3 for the last 20 minutes; the noise after it is 3× as large too
+    rng = np.random.default_rng(11)
+    at = 240  # 40 min into the hour
+    level = np.where(np.arange(360) >= at, after, before)
+    right = 0
+    for _ in range(200):
+        points = detect_change_points(_hour_at_10s(rng, level, noise), "lower_is_better")
+        if len(points) == 1 and abs((points[0].at - _at(at, 10.0)).total_seconds()) <= MINUTE:
+            [point] = points
+            assert point.worse
+            assert point.before == pytest.approx(before, rel=2 * noise)
+            assert point.after == pytest.approx(after, rel=2 * noise)
+            right += 1
+    assert right >= share * 200  # measured: 97.5 % and 93.5 % (the white-noise σ: 1 %, 1.5 %)
+
+
+def test_slow_ramp_in_autocorrelated_noise_is_not_cut_into_steps() -> None:
+    # 50 → 88 ms over the hour in 25 % noise: a trend's business, not a staircase's
+    rng = np.random.default_rng(12)
+    hits = sum(
+        bool(
+            detect_change_points(
+                _hour_at_10s(rng, np.linspace(50, 88, 360), 0.25), "lower_is_better"
+            )
+        )
+        for _ in range(200)
+    )
+    assert hits <= 20  # measured 13 of 200 (the white-noise σ: 187)
+
+
+def test_noise_memory_is_measured_around_the_steps() -> None:
+    rng = np.random.default_rng(13)
+    # 120 points of AR(1) φ = 0.9, with a 6σ step at 80 that the residuals leave out
+    plain = [_residual_phi(_ar1(rng, 120), []) for _ in range(200)]
+    stepped = [
+        _residual_phi(_ar1(rng, 120) + np.where(np.arange(120) >= 80, 6.0, 0.0), [80])
+        for _ in range(200)
+    ]
+    # ≈ 0.886 and 0.869 over 1 000 seeds; without the bias correction ≈ 0.86 and 0.81
+    assert float(np.mean(plain)) == pytest.approx(0.9, abs=0.03)
+    assert float(np.mean(stepped)) == pytest.approx(0.9, abs=0.05)
+    # white noise: φ = 0 (below the 2/√n bound) in ≥ 95 % of windows, step or not
+    white = [_residual_phi(rng.normal(0, 1, 120), []) for _ in range(200)]
+    white_step = [
+        _residual_phi(rng.normal(0, 1, 120) + np.where(np.arange(120) >= 60, 6.0, 0.0), [60])
+        for _ in range(200)
+    ]
+    assert sum(phi == 0.0 for phi in white) >= 190
+    assert sum(phi == 0.0 for phi in white_step) >= 190
+
+
+def test_white_noise_keeps_the_white_noise_sigma() -> None:
+    # φ = 0: σ = MAD(Δ)·1.4826/√2 as before, and the long-run σ is σ itself
+    diffs = np.diff(np.random.default_rng(14).normal(0, 2, 120))
+    diff_sd = _mad(diffs) * 1.4826
+    white = _Noise(diff_sd, 0.0, 1e-12)
+    assert white.sigma() == diff_sd / math.sqrt(2.0)
+    assert white.long_run == white.sigma()
+    # φ = 0.75: Var(Δ) = 2σ²(1 − φ) and σ_LR² = σ²(1 + φ)/(1 − φ)
+    memory = _Noise(diff_sd, 0.75, 1e-12)
+    assert memory.sigma() == pytest.approx(diff_sd / math.sqrt(0.5))
+    assert memory.long_run == pytest.approx(memory.sigma() * math.sqrt(7.0))
 
 
 def test_exact_level_shifts_are_found_with_no_noise_at_all() -> None:
