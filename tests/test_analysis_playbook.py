@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from agent.analysis.catalog import CATALOG
-from agent.planning.playbook import PLAYBOOK, approaches_for
+from agent.planning.playbook import CONDITIONS, PLAYBOOK, approaches_for
 
 
-def test_database_latency_prefers_impact_per_engineer_week() -> None:
-    # pooling 40 %/1 wk = 40 > replicas 45 %/2 wk = 22.5 > query optimisation 55 %/3 wk ≈ 18.3
+def test_the_playbook_order_is_impact_per_engineer_week() -> None:
+    # pooling 40 %/1 wk = 40 > replicas 45 %/2 wk = 22.5 > query optimisation 55 %/3 wk ≈ 18.3.
+    # Only the order ties break in: which approach a finding gets is rank_candidates'
+    # decision (tests/test_planning_choice.py), where unmeasured pool pressure puts
+    # query optimisation first.
     keys = [a.key for a in approaches_for("database_latency")]
     assert keys == ["connection_pooling", "read_replicas", "query_optimization"]
 
@@ -68,3 +71,27 @@ def test_every_required_approach_exists_and_the_graph_has_no_cycle() -> None:
 def test_requires_records_the_two_dependencies_we_decided() -> None:
     assert PLAYBOOK["read_replicas"].requires == ("connection_pooling",)
     assert PLAYBOOK["multi_level_caching"].requires == ("cache_ttl_tuning",)
+
+
+def test_every_need_names_a_condition_the_plan_can_word() -> None:
+    for approach in PLAYBOOK.values():
+        if approach.needs is not None:
+            assert approach.needs in CONDITIONS, f"{approach.key} needs unknown {approach.needs}"
+    for key, condition in CONDITIONS.items():
+        assert condition.key == key
+        assert condition.absent
+        assert condition.unmeasured
+
+
+def test_pooling_and_replicas_need_pool_pressure_and_nothing_else_needs_anything() -> None:
+    # Pooling fixes connection waits; replicas fix a primary busy with reads, which holds
+    # connections longer. A slow database with healthy pools is slow per query: indexing.
+    needing = {a.key: a.needs for a in PLAYBOOK.values() if a.needs is not None}
+    assert needing == {
+        "connection_pooling": "db_pool_pressure",
+        "read_replicas": "db_pool_pressure",
+    }
+    assert CONDITIONS["db_pool_pressure"].absent == (
+        "connection pools healthy: no sign of pool pressure"
+    )
+    assert CONDITIONS["db_pool_pressure"].unmeasured == "pool pressure not measured"

@@ -35,14 +35,27 @@ from protocols.messages import BusinessImpactWeights
 HOUR = 3600.0
 
 
-def findings_of(series: Mapping[str, Sequence[float]], *, hours: float = 1.0) -> list[Finding]:
-    """Judge each metric's samples (one every ``hours``) on its catalog target, then rank."""
+def findings_of(
+    series: Mapping[str, Sequence[float]],
+    *,
+    hours: float = 1.0,
+    targets: Mapping[str, float] | None = None,
+) -> list[Finding]:
+    """Judge each metric's samples (one every ``hours``) on its target, then rank.
+
+    The target is ``targets``' or else the catalog's (throughputs have none there: their
+    target depends on the deployment, so a test names it).
+    """
     judgements = []
     for metric, values in series.items():
         v = np.asarray(values, dtype=np.float64)
         s = Series(ts=np.arange(v.size, dtype=np.float64) * hours * HOUR, values=v)
-        judgements.append(judge(CATALOG[metric], s, target=CATALOG[metric].target))
+        target = (targets or {}).get(metric, CATALOG[metric].target)
+        judgements.append(judge(CATALOG[metric], s, target=target))
     return find_bottlenecks(judgements)
+
+
+WEBSOCKET_TARGET = {"websocket_throughput": 1000.0}
 
 
 API_DECLINING = list(np.linspace(100.0, 150.0 / 0.98, 24))
@@ -123,7 +136,7 @@ def test_the_example_without_caching_puts_redis_in_phase_1_before_the_api_in_pha
 
 
 def test_a_target_with_every_approach_infeasible_gets_no_item_and_the_reason_is_listed() -> None:
-    found = findings_of({"websocket_throughput": [400.0] * 12})
+    found = findings_of({"websocket_throughput": [400.0] * 12}, targets=WEBSOCKET_TARGET)
     sinking = {("websocket_clustering", "websocket_throughput"): "no sticky sessions on our LB"}
     assert prioritize("t", found, sinking=sinking) == []
     (sunk,) = sunk_candidates(found, sinking)
@@ -163,7 +176,8 @@ def test_an_approach_comes_after_the_one_it_requires_which_is_promoted_to_its_ph
         }
     )
     sinking = {("read_replicas", "database_query_time"): "replica lag breaks checkout reads"}
-    items = prioritize("t", found, sinking=sinking)
+    # Pools under pressure: pooling and replicas pay off (unmeasured, both rank last).
+    items = prioritize("t", found, sinking=sinking, signals={"db_pool_pressure": True})
     assert [i.approach.key for i in items] == ["connection_pooling", "read_replicas"]
     pooling, replicas = items
     assert replicas.targets == ("content_retrieval_time",)
@@ -196,7 +210,8 @@ def test_items_are_ordered_by_phase_then_score() -> None:
 
 def test_raising_the_scalability_weight_moves_the_websocket_item_above_the_api_item() -> None:
     found = findings_of(
-        {"websocket_throughput": [400.0] * 12, "api_response_time": [250.0] * 12}
+        {"websocket_throughput": [400.0] * 12, "api_response_time": [250.0] * 12},
+        targets=WEBSOCKET_TARGET,
     )  # both 2.5× → critical, urgency 100
     default = by_key(prioritize("t", found))
     assert list(default) == ["query_optimization", "websocket_clustering"]

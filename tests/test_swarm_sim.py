@@ -13,7 +13,7 @@ import pytest
 
 from agent.config import Settings
 from agent.runtime.node import AgentNode
-from scripts.swarm_sim import RoundStats, run_loop
+from scripts.swarm_sim import RoundStats, prediction_error, run_loop
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -56,10 +56,19 @@ async def test_predictions_improve_with_verified_outcomes(
 ) -> None:
     stats = await _run(make_settings, ROUNDS, seed=1)
 
-    # Priors alone keep the error at 110–200 % in every round (read replicas, which make
-    # the database slower, weigh most), swinging by ±40 % between rounds: lower means at
-    # most half of the first round's, so chance alone does not pass.
+    # Priors alone keep the error at 80–200 % in every round, swinging by ±40 % between
+    # rounds: lower means at most half of the first round's, so chance alone does not pass.
+    # Only predictions backed by verified outcomes are compared: an approach tried for
+    # the first time late (read replicas, once pooling's calibrated gain has sunk below
+    # theirs; with pool pressure unmeasured both rank after indexing) has only its prior,
+    # and the replicas' prior is far off (they make the simulated database slower).
     errors = [s.prediction_error_pct for s in stats]
-    assert max(errors[-2:]) < errors[0] / 2, errors
+    calibrated = [
+        [prediction_error(o.predicted_pct, o.actual_pct) for o in s.outcomes if o.verifications]
+        for s in stats[-2:]
+    ]
+    assert all(calibrated), "no verified approach was recommended again"
+    late = [100.0 * sum(e) / len(e) for e in calibrated]
+    assert max(late) < errors[0] / 2, (errors, late)
     assert any(s.calibrated for s in stats[1:])
     assert all(s.consumed for s in stats), "the agent did not acknowledge verifications/feedback"

@@ -12,6 +12,14 @@ added capacity (clustering: 300–500 % more).
 on what the earlier one puts in place (the reason is written next to each entry). The
 graph is acyclic (a test checks it); the planner only orders by it and never adds a
 required approach the findings did not call for.
+
+``needs`` names a condition (``CONDITIONS``) the data must show for an approach to pay
+off at all: a bottleneck type says *where* it hurts, not always *why*, and an approach
+that fixes only one of the whys is a guess until the data shows that why. The planner
+(``planning.prioritize.rank_candidates``) reads the condition from ``signals``: seen, the
+approach competes on its score; measured and absent, it is no candidate (and the plan
+says why, the way it does for an infeasible one); not measured, it ranks after every
+candidate whose need is met or that needs nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +32,38 @@ from typing import Literal
 from protocols.messages import RiskLevel
 
 Measure = Literal["reduction", "capacity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A condition in the data that an approach ``needs``, and how the plan words its state."""
+
+    key: str
+    absent: str
+    """Why an approach that needs it is no candidate when it was measured and is absent."""
+    unmeasured: str
+    """What the rationale says when nobody measured it (the approach then ranks last)."""
+    metric: str
+    """The auxiliary series (``catalog.AUXILIARY``) that measures it."""
+    seen_at: float
+    """The condition is seen when the series' p95 over the window reaches this."""
+
+
+CONDITIONS: Mapping[str, Condition] = MappingProxyType(
+    {
+        c.key: c
+        for c in (
+            Condition(
+                key="db_pool_pressure",
+                absent="connection pools healthy: no sign of pool pressure",
+                unmeasured="pool pressure not measured",
+                metric="db_pool_utilization",
+                seen_at=80.0,  # % of the pool in use at the busy end of the window
+            ),
+        )
+    }
+)
+"""Condition key → condition: every ``Approach.needs`` names one (a test checks it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +84,8 @@ class Approach:
     measure: Measure = "reduction"
     requires: tuple[str, ...] = ()
     """Keys of approaches to finish before this one (``PLAYBOOK`` keys; no cycles)."""
+    needs: str | None = None
+    """A ``CONDITIONS`` key the data must show for this approach to pay off; None: none."""
 
     @property
     def impact_expected(self) -> float:
@@ -95,6 +137,9 @@ _APPROACHES: tuple[Approach, ...] = (
         risk="pool exhaustion under bursts when sized too small",
         prerequisites=("connection count and pool wait-time metrics",),
         infra_cost="none; fewer database connections",
+        # A pool removes the cost of opening connections and the wait for a free one; a
+        # database that is slow with healthy pools is slow per query, which no pool fixes.
+        needs="db_pool_pressure",
     ),
     Approach(
         key="batched_async_processing",
@@ -171,6 +216,12 @@ _APPROACHES: tuple[Approach, ...] = (
         # Every replica multiplies the connections each instance opens; without a pool
         # the replicas hit their connection limit before they take load off the primary.
         requires=("connection_pooling",),
+        # Replicas take read *load* off the primary; they pay off only when the primary is
+        # slow because it is busy, and a busy primary holds each connection longer, which
+        # shows as pool pressure. With healthy pools the primary is slow per query, and a
+        # replica runs the same slow query: index and rewrite it instead. (Pool pressure is
+        # the one load signal measured so far; a read-saturation signal would be sharper.)
+        needs="db_pool_pressure",
     ),
     Approach(
         key="load_shedding",
@@ -217,7 +268,9 @@ PLAYBOOK: Mapping[str, Approach] = MappingProxyType({a.key: a for a in _APPROACH
 def approaches_for(bottleneck_type: str) -> list[Approach]:
     """The approaches that address ``bottleneck_type``, best expected impact per week first.
 
-    Ties break on the lower risk, then the key, so the order is stable.
+    Ties break on the lower risk, then the key, so the order is stable. This is the
+    playbook's own order, before any finding is known; which approach a finding gets is
+    ``planning.prioritize.rank_candidates``'s decision, which breaks its ties by it.
     """
     risk_rank = {"low": 0, "medium": 1, "high": 2}
     matching = [a for a in PLAYBOOK.values() if bottleneck_type in a.addresses]

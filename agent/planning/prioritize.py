@@ -8,25 +8,35 @@ How a plan is made from ranked findings:
 1. **Targets.** Every finding is a target, except a symptom (its cause is another
    ranked bottleneck, so fixing the cause is the plan) and a repeat of a metric (the
    most urgent finding of a metric stands for it).
-2. **Candidates.** The playbook's approaches for the target's bottleneck type. An
-   approach the implementer reported infeasible for that metric (``sinking``) is
-   dropped, and the reason is kept on the item chosen instead (``PlannedItem.skipped``)
-   and by ``sunk_candidates`` (which also names targets left with no approach at all).
+2. **Candidates.** The playbook's approaches for the target's bottleneck type, less
+   those that cannot pay off there: one the implementer reported infeasible for that
+   metric (``sinking``), and one whose ``needs`` condition was measured and is absent
+   (``signals[need] is False``: a pool for a database whose pools are healthy). Each is
+   kept as a ``Skipped`` with its reason, on the item chosen instead
+   (``PlannedItem.skipped``, and its rationale) and by ``sunk_candidates`` (which also
+   names targets left with no approach at all).
 3. **Score** of a candidate for a target, ``score_candidate``: a blend of urgency,
    expected gain and business weight, times an effort factor (see there). An approach
    that is a candidate for k targets is one piece of work, so each target is charged
    effort / k: a single 4-week cache project that fixes two breached metrics beats two
    3-week projects that fix one each, per engineer-week spent.
-4. **One approach per target**, the best-scoring (ties: the playbook's own order).
-   The same approach chosen for several targets is **one item** covering all of them:
-   its score is the best of its targets', its primary target (whose name makes the
-   ``recommendation_id``) the best-scoring one. Nothing is fixed twice.
-5. **Phase**, ``phase_for``: the more urgent of the phase of the item's most severe
+4. **Rank** a target's candidates, ``rank_candidates``: a candidate whose need nobody
+   measured (``signals`` has no value for it) after every candidate with no unmet need,
+   because its score assumes it pays off and that is just what is unknown; then by
+   score, highest first; ties in the playbook's own order (``approaches_for``). This
+   ranking is the one way a finding's approach is chosen: the plan takes its first,
+   ``planning.recommend`` its first one or two, so a report and a plan made from the
+   same findings, calibration, sinking, signals and weights name the same first fix.
+5. **One approach per target**, the first of its ranking. The same approach chosen
+   for several targets is **one item** covering all of them: its score is the best of
+   its targets', its primary target (whose name makes the ``recommendation_id``) the
+   best-scoring one. Nothing is fixed twice.
+6. **Phase**, ``phase_for``: the more urgent of the phase of the item's most severe
    finding (critical → Phase_1, high → Phase_2, medium → Phase_3, low → Phase_4) and
    the phase of its score (≥ 80 → Phase_1, ≥ 60 → Phase_2, ≥ 40 → Phase_3, else
    Phase_4). An item another item ``requires`` is promoted to that item's phase when it
    was later: what is built upon is not scheduled after what builds on it.
-6. **Order**: by phase, then score (highest first), then key, except that an approach
+7. **Order**: by phase, then score (highest first), then key, except that an approach
    comes after every approach it ``requires`` that is also in the plan. A required
    approach that is not in the plan is not added (the findings did not call for it —
    it may be in place already); the rationale says it is needed first.
@@ -36,6 +46,7 @@ No findings give no items: a healthy backend has nothing in Phase_1.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -44,8 +55,7 @@ from typing import Literal
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.analysis.catalog import MetricSpec
-from agent.planning.playbook import PLAYBOOK, Approach, approaches_for
-from agent.planning.recommend import recommendation_id
+from agent.planning.playbook import CONDITIONS, PLAYBOOK, Approach, approaches_for
 from protocols.messages import BusinessImpactWeights, ImprovementRange, Phase, PlanEntry, Severity
 
 Category = Literal["api_performance", "scalability", "ai_processing", "infrastructure_efficiency"]
@@ -59,6 +69,21 @@ PHASES: tuple[Phase, ...] = ("Phase_1_Critical", "Phase_2_High", "Phase_3_Medium
 
 Calibration = Callable[[str, str], tuple[float, float, float, int]]
 """(approach key, metric) → (low, expected, high, verifications): the expected gain in %."""
+Signals = Mapping[str, bool | None]
+"""Condition (``Approach.needs``) → ``True`` seen in the data, ``False`` measured and
+absent, ``None`` (or no entry) not measured."""
+NO_SIGNALS: Signals = MappingProxyType({})
+NO_SINKING: Mapping[tuple[str, str], str] = MappingProxyType({})
+
+
+def recommendation_id(task_id: str, metric: str, approach_key: str) -> str:
+    """``rec-`` + 12 hex of sha256 over (task, metric, approach): a redelivery gets the same id.
+
+    Here rather than in ``recommend`` because the plan names its items with it and
+    ``recommend`` ranks with this module: one direction of import.
+    """
+    digest = hashlib.sha256(f"{task_id}\x1f{metric}\x1f{approach_key}".encode()).hexdigest()
+    return f"rec-{digest[:12]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +273,11 @@ class Gain:
 
 
 def prior(approach_key: str, metric: str) -> tuple[float, float, float, int]:
-    """The playbook's range for the approach, backed by no verification (the default)."""
+    """The playbook's range for the approach, backed by no verification (the default).
+
+    The one ``Calibration`` used before anything was verified, by the plan and the
+    reports alike (``planning.recommend`` re-exports it).
+    """
     del metric  # the prior does not depend on the metric; calibration may
     a = PLAYBOOK[approach_key]
     return a.impact_low, a.impact_expected, a.impact_high, 0
@@ -282,7 +311,11 @@ class Coverage:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A candidate left out because the implementer reported it infeasible for the metric."""
+    """An approach that is no candidate for a metric, and why.
+
+    Either the implementer reported it infeasible there (``sinking``), or the condition
+    it ``needs`` was measured and is absent (``CONDITIONS[need].absent`` is the reason).
+    """
 
     approach_key: str
     metric: str
@@ -303,7 +336,8 @@ class PlannedItem:
     order: int
     """0-based position in the plan."""
     skipped: tuple[Skipped, ...] = ()
-    """Infeasible candidates for this item's targets, passed over for it."""
+    """Approaches for this item's targets that were no candidates (infeasible, or a need
+    measured absent), in target order: the item was chosen instead of them."""
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -339,7 +373,37 @@ class PlannedItem:
         )
 
 
-# --- prioritising ------------------------------------------------------------------
+# --- choosing: the one ranking of a target's candidates ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One approach scored for one target: what ``rank_candidates`` orders."""
+
+    approach: Approach
+    coverage: Coverage
+    """The target, its gain from this approach and the score."""
+    unmeasured: str | None = None
+    """The condition the approach ``needs`` that nobody measured, if any: such a
+    candidate ranks after every candidate without one, whatever its score."""
+
+    @property
+    def score(self) -> float:
+        return self.coverage.score
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One target's candidates, best first, and the approaches that were no candidates."""
+
+    finding: Finding
+    ranked: tuple[Candidate, ...]
+    """Best first: the plan takes the first, a report the first one or two. May be empty."""
+    skipped: tuple[Skipped, ...] = ()
+
+    @property
+    def metric(self) -> str:
+        return self.finding.metric
 
 
 def _targets(findings: Sequence[Finding], symptoms: frozenset[str]) -> list[Finding]:
@@ -354,20 +418,95 @@ def _targets(findings: Sequence[Finding], symptoms: frozenset[str]) -> list[Find
     return list(best.values())
 
 
+def _need(approach: Approach, signals: Signals) -> bool | None:
+    """Whether what the approach needs is there: True (or nothing needed), False, None."""
+    if approach.needs is None:
+        return True
+    seen = signals.get(approach.needs)
+    return None if seen is None else bool(seen)
+
+
+def _absent(need: str) -> str:
+    condition = CONDITIONS.get(need)
+    return condition.absent if condition is not None else f"{need} measured absent"
+
+
+def _unmeasured(need: str) -> str:
+    condition = CONDITIONS.get(need)
+    return condition.unmeasured if condition is not None else f"{need} not measured"
+
+
 def _candidates(
-    targets: Sequence[Finding], sinking: Mapping[tuple[str, str], str]
-) -> tuple[dict[str, list[Approach]], list[Skipped]]:
-    viable: dict[str, list[Approach]] = {}
+    targets: Sequence[Finding], sinking: Mapping[tuple[str, str], str], signals: Signals
+) -> tuple[dict[str, list[tuple[Approach, str | None]]], list[Skipped]]:
+    """Per target, its candidates in playbook order with their unmeasured need; the rest.
+
+    The implementer's word (``sinking``) comes first: an approach both infeasible and
+    unneeded is skipped once, as infeasible.
+    """
+    viable: dict[str, list[tuple[Approach, str | None]]] = {}
     skipped: list[Skipped] = []
     for f in targets:
         viable[f.metric] = []
         for approach in approaches_for(f.judgement.spec.bottleneck_type):
             reason = sinking.get((approach.key, f.metric))
-            if reason is None:
-                viable[f.metric].append(approach)
-            else:
+            need = _need(approach, signals)
+            if reason is not None:
                 skipped.append(Skipped(approach.key, f.metric, reason))
+            elif need is False and approach.needs is not None:
+                skipped.append(Skipped(approach.key, f.metric, _absent(approach.needs)))
+            else:
+                viable[f.metric].append((approach, approach.needs if need is None else None))
     return viable, skipped
+
+
+def rank_candidates(
+    findings: Sequence[Finding],
+    *,
+    weights: BusinessWeights = DEFAULT_WEIGHTS,
+    calibrate: Calibration | None = None,
+    symptoms: frozenset[str] = frozenset(),
+    sinking: Mapping[tuple[str, str], str] = NO_SINKING,
+    signals: Signals = NO_SIGNALS,
+) -> dict[str, Choice]:
+    """Every target's candidate approaches, best first (steps 1–4 of the module doc).
+
+    Metric → ``Choice``, in target order. The one way an approach is chosen for a
+    finding: ``prioritize`` takes each target's first, ``recommend`` the first k, so
+    the two cannot disagree on the same inputs. It takes every finding rather than one
+    because a candidate's effort is shared by all the targets it is a candidate for.
+
+    Order within a target: a candidate whose need is unmeasured last (its score assumes
+    a condition nobody saw), then the higher score, then the playbook's order.
+    """
+    calibration = calibrate or prior
+    targets = _targets(findings, symptoms)
+    viable, skipped = _candidates(targets, sinking, signals)
+    reach: dict[str, int] = {}
+    for approaches in viable.values():
+        for a, _ in approaches:
+            reach[a.key] = reach.get(a.key, 0) + 1
+
+    chosen: dict[str, Choice] = {}
+    for f in targets:
+        category = category_of(f.judgement.spec)
+        relative = weights.relative(category)
+        scored: list[tuple[bool, float, int, Candidate]] = []
+        for position, (a, unmeasured) in enumerate(viable[f.metric]):
+            gain = _gain(calibration, a, f.metric)
+            share = a.effort_weeks / reach[a.key]
+            score = score_candidate(f.urgency, gain.expected, relative, share)
+            coverage = Coverage(f, category, gain, score, relative, share)
+            scored.append(
+                (unmeasured is not None, -score, position, Candidate(a, coverage, unmeasured))
+            )
+        scored.sort(key=lambda s: s[:3])
+        chosen[f.metric] = Choice(
+            finding=f,
+            ranked=tuple(s[3] for s in scored),
+            skipped=tuple(s for s in skipped if s.metric == f.metric),
+        )
+    return chosen
 
 
 def sunk_candidates(
@@ -375,13 +514,18 @@ def sunk_candidates(
     sinking: Mapping[tuple[str, str], str],
     *,
     symptoms: frozenset[str] = frozenset(),
+    signals: Signals = NO_SIGNALS,
 ) -> list[Skipped]:
-    """Every candidate ``prioritize`` drops as infeasible, in target order, with the reason.
+    """Every approach ``prioritize`` drops for a target, in target order, with the reason:
+    reported infeasible (``sinking``) or its need measured absent (``signals``).
 
-    A target all of whose candidates are here has no item in the plan: this list is
+    A target all of whose approaches are here has no item in the plan: this list is
     where the report finds why.
     """
-    return _candidates(_targets(findings, symptoms), sinking)[1]
+    return _candidates(_targets(findings, symptoms), sinking, signals)[1]
+
+
+# --- prioritising ------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -392,8 +536,8 @@ class _Draft:
     covers: list[Coverage]
     score: float = 0.0
     phase: Phase = "Phase_4_Low"
-    runner_up: dict[str, tuple[str, float]] = field(default_factory=dict)
-    """Target → the next-best approach there and its score, for the rationale."""
+    choices: dict[str, Choice] = field(default_factory=dict)
+    """Target → its ranking, for the rationale (runner-up, unmeasured needs)."""
     promoted_by: list[str] = field(default_factory=list)
 
 
@@ -459,9 +603,21 @@ def _rationale(draft: _Draft, items: Mapping[str, _Draft], skipped: Sequence[Ski
         where = "earlier in this plan" if key in items else "not in this plan"
         parts.append(f"needs {key} first ({where})")
     for c in draft.covers:
-        if c.metric in draft.runner_up:
-            other, score = draft.runner_up[c.metric]
-            parts.append(f"next best for {c.metric}: {other} {score:.1f}")
+        ranked = draft.choices[c.metric].ranked
+        if len(ranked) > 1:
+            parts.append(
+                f"next best for {c.metric}: {ranked[1].approach.key} {ranked[1].score:.1f}"
+            )
+        for i, candidate in enumerate(ranked):
+            if candidate.unmeasured is None:
+                continue
+            said = _unmeasured(candidate.unmeasured)
+            parts.append(
+                f"{candidate.approach.key} chosen for {c.metric} unconfirmed: {said}"
+                if i == 0
+                else f"{candidate.approach.key} ranked after every approach with no unmet "
+                f"need for {c.metric}: {said}"
+            )
     parts.extend(f"{s.approach_key} not chosen for {s.metric}: {s.reason}" for s in skipped)
     return "; ".join(parts)
 
@@ -473,44 +629,35 @@ def prioritize(
     weights: BusinessWeights = DEFAULT_WEIGHTS,
     calibrate: Calibration | None = None,
     symptoms: frozenset[str] = frozenset(),
-    sinking: Mapping[tuple[str, str], str] = MappingProxyType({}),
+    sinking: Mapping[tuple[str, str], str] = NO_SINKING,
+    signals: Signals = NO_SIGNALS,
 ) -> list[PlannedItem]:
     """The prioritised plan for ``findings`` (the module doc says how, step by step).
 
     ``calibrate`` gives the expected gain per (approach, metric), the playbook prior by
     default; ``symptoms`` are metrics whose cause is another finding; ``sinking`` maps
-    (approach key, metric) to why the implementer found it infeasible. Deterministic:
-    the same inputs give the same items, ids and order.
+    (approach key, metric) to why the implementer found it infeasible; ``signals`` says
+    which conditions approaches ``need`` were seen, measured absent or not measured.
+    Deterministic: the same inputs give the same items, ids and order.
     """
-    calibration = calibrate or prior
-    targets = _targets(findings, symptoms)
-    viable, skipped = _candidates(targets, sinking)
-    reach: dict[str, int] = {}
-    for approaches in viable.values():
-        for a in approaches:
-            reach[a.key] = reach.get(a.key, 0) + 1
-
+    chosen = rank_candidates(
+        findings,
+        weights=weights,
+        calibrate=calibrate,
+        symptoms=symptoms,
+        sinking=sinking,
+        signals=signals,
+    )
     drafts: dict[str, _Draft] = {}
-    for f in targets:
-        category = category_of(f.judgement.spec)
-        relative = weights.relative(category)
-        scored: list[tuple[Approach, Coverage]] = []
-        for a in viable[f.metric]:
-            gain = _gain(calibration, a, f.metric)
-            share = a.effort_weeks / reach[a.key]
-            score = score_candidate(f.urgency, gain.expected, relative, share)
-            scored.append((a, Coverage(f, category, gain, score, relative, share)))
-        if not scored:
+    for choice in chosen.values():
+        if not choice.ranked:
             continue
-        # max() keeps the first of equal scores: the playbook's order breaks ties.
-        approach, best = max(scored, key=lambda ac: ac[1].score)
-        draft = drafts.get(approach.key)
+        first = choice.ranked[0]
+        draft = drafts.get(first.approach.key)
         if draft is None:
-            draft = drafts[approach.key] = _Draft(approach, [])
-        draft.covers.append(best)
-        others = [(a.key, c.score) for a, c in scored if a is not approach]
-        if others:
-            draft.runner_up[f.metric] = max(others, key=lambda o: o[1])
+            draft = drafts[first.approach.key] = _Draft(first.approach, [])
+        draft.covers.append(first.coverage)
+        draft.choices[choice.metric] = choice
 
     for draft in drafts.values():
         draft.covers.sort(key=lambda c: (-c.score, -c.finding.urgency, c.metric))
@@ -520,7 +667,12 @@ def prioritize(
 
     items = []
     for order, draft in enumerate(_ordered(drafts)):
-        mine = [s for s in skipped if s.metric in {c.metric for c in draft.covers}]
+        mine = [
+            s
+            for choice in chosen.values()
+            if choice.metric in draft.choices
+            for s in choice.skipped
+        ]
         items.append(
             PlannedItem(
                 recommendation_id=recommendation_id(

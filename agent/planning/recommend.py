@@ -1,15 +1,44 @@
-"""From ranked findings to recommendations: the playbook's best approaches per bottleneck."""
+"""From ranked findings to recommendations: the best one or two approaches per bottleneck.
+
+Which approaches, and in what order, is not decided here: ``recommend`` takes the first
+k of ``planning.prioritize.rank_candidates``, the very ranking the strategic plan takes
+its first from. An analysis report and a plan made from the same findings, calibration,
+sinking, signals and weights therefore recommend the same first fix for every
+bottleneck; two ways of choosing had disagreed (pooling in the report, indexing in the
+plan, for one slow database).
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.analysis.catalog import MetricSpec
-from agent.planning.playbook import PLAYBOOK, Approach, approaches_for
+from agent.planning.playbook import Approach
+from agent.planning.prioritize import (
+    DEFAULT_WEIGHTS,
+    NO_SIGNALS,
+    NO_SINKING,
+    BusinessWeights,
+    Calibration,
+    Signals,
+    prior,
+    rank_candidates,
+    recommendation_id,
+)
 from protocols.messages import ImprovementRange, Recommendation, Severity
+
+__all__ = [
+    "APPROACHES_PER_SEVERITY",
+    "RECOMMENDATION_TYPE",
+    "Calibration",
+    "Signals",
+    "improvement_text",
+    "prior",
+    "recommend",
+    "recommendation_id",
+]
 
 RecommendationType = Literal["critical_fix", "optimization", "improvement"]
 
@@ -21,23 +50,6 @@ RECOMMENDATION_TYPE: Mapping[Severity, RecommendationType] = {
 }
 APPROACHES_PER_SEVERITY: Mapping[Severity, int] = {"critical": 2, "high": 2, "medium": 1, "low": 1}
 """How many approaches a bottleneck of each severity gets: the best two when it is serious."""
-
-
-def resolve_target(
-    spec: MetricSpec, task_targets: Mapping[str, float], config_targets: Mapping[str, float]
-) -> tuple[float, str]:
-    """The target for ``spec`` and where it came from: task > config > catalog."""
-    if spec.name in task_targets:
-        return float(task_targets[spec.name]), "task"
-    if spec.name in config_targets:
-        return float(config_targets[spec.name]), "config"
-    return spec.target, "catalog"
-
-
-def recommendation_id(task_id: str, metric: str, approach_key: str) -> str:
-    """``rec-`` + 12 hex of sha256 over (task, metric, approach): a redelivery gets the same id."""
-    digest = hashlib.sha256(f"{task_id}\x1f{metric}\x1f{approach_key}".encode()).hexdigest()
-    return f"rec-{digest[:12]}"
 
 
 def improvement_text(
@@ -60,16 +72,6 @@ def _effort(weeks: float) -> str:
     return f"{fmt(weeks)} engineer-week{'' if weeks == 1 else 's'}"
 
 
-Calibration = Callable[[str, str], tuple[float, float, float, int]]
-"""(approach key, metric) → (low, expected, high, verifications behind them)."""
-
-
-def prior(approach_key: str, metric: str) -> tuple[float, float, float, int]:
-    """The playbook's own range: what is expected before anything was verified."""
-    a = PLAYBOOK[approach_key]
-    return a.impact_low, a.impact_expected, a.impact_high, 0
-
-
 def recommend(
     task_id: str,
     findings: Iterable[Finding],
@@ -77,45 +79,55 @@ def recommend(
     symptoms: frozenset[str] = frozenset(),
     calibrate: Calibration = prior,
     sinking: Mapping[tuple[str, str], str] | None = None,
+    signals: Signals = NO_SIGNALS,
+    weights: BusinessWeights = DEFAULT_WEIGHTS,
 ) -> list[Recommendation]:
-    """The playbook's best approaches per bottleneck, in bottleneck rank order.
+    """The best approaches per bottleneck (``APPROACHES_PER_SEVERITY``), in bottleneck order.
 
     A bottleneck in ``symptoms`` (its cause is another ranked bottleneck) gets none of its
     own: fixing the cause is the recommendation, and the plan does not fix a thing twice.
-    Approaches are ranked by their *calibrated* expected impact per engineer-week, so one
-    that verified badly sinks; one reported infeasible for the metric (``sinking``) is
-    left out.
+    The approaches are the first of ``rank_candidates`` for the bottleneck's metric, so
+    they follow the plan's score (calibrated gain, urgency, business ``weights``, effort
+    shared over the bottlenecks an approach acts on): one that verified badly sinks, one
+    reported infeasible (``sinking``) or whose need ``signals`` measured absent is left
+    out, and one whose need nobody measured comes after the rest.
     """
-    sinking = sinking or {}
+    findings = list(findings)
+    chosen = rank_candidates(
+        findings,
+        weights=weights,
+        calibrate=calibrate,
+        symptoms=symptoms,
+        sinking=sinking if sinking is not None else NO_SINKING,
+        signals=signals,
+    )
     recommendations = []
     for finding in findings:
         spec = finding.judgement.spec
-        if spec.name in symptoms:
+        choice = chosen.get(spec.name)
+        if choice is None:  # a symptom
             continue
-        candidates = [
-            (approach, calibrate(approach.key, spec.name))
-            for approach in approaches_for(spec.bottleneck_type)
-            if (approach.key, spec.name) not in sinking
-        ]
-        candidates.sort(key=lambda c: -c[1][1] / c[0].effort_weeks)
-        for approach, (low, expected, high, verifications) in candidates[
-            : APPROACHES_PER_SEVERITY[finding.severity]
-        ]:
+        for candidate in choice.ranked[: APPROACHES_PER_SEVERITY[finding.severity]]:
+            approach, gain = candidate.approach, candidate.coverage.gain
             recommendations.append(
                 Recommendation(
                     recommendation_id=recommendation_id(task_id, spec.name, approach.key),
                     type=RECOMMENDATION_TYPE[finding.severity],
                     target=spec.name,
                     approach=approach.name,
-                    expected_improvement=improvement_text(approach, spec, (low, expected, high)),
+                    expected_improvement=improvement_text(
+                        approach, spec, (gain.low, gain.expected, gain.high)
+                    ),
                     expected_improvement_pct=ImprovementRange(
-                        low=round(low, 2), expected=round(expected, 2), high=round(high, 2)
+                        low=round(gain.low, 2),
+                        expected=round(gain.expected, 2),
+                        high=round(gain.high, 2),
                     ),
                     effort=_effort(approach.effort_weeks),
                     effort_weeks=approach.effort_weeks,
                     risk=f"{approach.risk_level}: {approach.risk}",
-                    calibrated=verifications > 0,
-                    verifications=verifications,
+                    calibrated=gain.calibrated,
+                    verifications=gain.verifications,
                 )
             )
     return recommendations
