@@ -106,14 +106,49 @@ DOMAIN_LATENCIES_S: dict[str, float] = {
 """Latencies of the other domains (seconds), observed at a fixed value every tick."""
 
 
-class Exporter:
+class _Served:
+    """A registry on ``http://127.0.0.1:<port>/metrics`` plus a thread that feeds it
+    (``_run``, until ``_stop`` is set): what every test exporter here shares."""
+
+    def __init__(self, thread_name: str) -> None:
+        self.port = free_port()
+        self.registry = CollectorRegistry()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
+        self._server: WSGIServer | None = None
+        self._server_thread: threading.Thread | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server, self._server_thread = start_http_server(
+            self.port, addr="127.0.0.1", registry=self.registry
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop both threads (blocks up to a second: call it off the event loop)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Exporter(_Served):
     """The figures of ``TRUTH`` on ``http://127.0.0.1:<port>/metrics``, from two threads."""
 
     def __init__(self, truth: Truth = TRUTH, tick_s: float = 0.02) -> None:
+        super().__init__("exporter-load")
         self.truth = truth
         self.tick_s = tick_s
-        self.port = free_port()
-        self.registry = CollectorRegistry()
         self.requests = Histogram(
             "http_server_request_duration_seconds",
             "Duration of HTTP server requests.",
@@ -149,31 +184,7 @@ class Exporter:
             "feed_items_served", "Items served.", ["fresh"], registry=self.registry
         )
         Gauge("DCGM_FI_DEV_GPU_UTIL", "GPU utilisation %.", registry=self.registry).set(70.0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="exporter-load", daemon=True)
-        self._server: WSGIServer | None = None
-        self._server_thread: threading.Thread | None = None
         self.emitted = 0
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._server, self._server_thread = start_http_server(
-            self.port, addr="127.0.0.1", registry=self.registry
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop both threads (blocks up to a second: call it off the event loop)."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._server_thread is not None:
-            self._server_thread.join(timeout=5)
 
     def _request(self, i: int) -> None:
         t = self.truth
@@ -212,7 +223,7 @@ class Exporter:
             self.feed_items.labels("false").inc(dt * 3)  # 97 % fresh
 
 
-class HistogramExporter:
+class HistogramExporter(_Served):
     """One unlabelled histogram on ``http://127.0.0.1:<port>/metrics``: ``rate`` observations
     a second, the i-th of value ``observe(i)`` (seconds), so a test knows what it holds."""
 
@@ -224,37 +235,12 @@ class HistogramExporter:
         rate: float = 50.0,
         tick_s: float = 0.02,
     ) -> None:
+        super().__init__(f"{name}-load")
         self.observe = observe
         self.rate = rate
         self.tick_s = tick_s
-        self.port = free_port()
-        self.registry = CollectorRegistry()
         self.histogram = Histogram(name, f"{name}.", buckets=buckets, registry=self.registry)
         self.emitted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{name}-load", daemon=True)
-        self._server: WSGIServer | None = None
-        self._server_thread: threading.Thread | None = None
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._server, self._server_thread = start_http_server(
-            self.port, addr="127.0.0.1", registry=self.registry
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop both threads (blocks briefly: call it off the event loop)."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._server_thread is not None:
-            self._server_thread.join(timeout=5)
 
     def _run(self) -> None:
         start = time.monotonic()
