@@ -147,11 +147,16 @@ def domain_basics(task_type: str, seed: int = 5) -> dict[str, Any]:
         },
     }
     levels = by_type[task_type]
+    shortfalls = {"connection_stability", "cache_hit_rate", "data_freshness"}
+
+    def noisy(name: str, level: float) -> Any:
+        if name in shortfalls:  # a percentage near 100 varies in its shortfall, never past 100
+            return 100.0 - (100.0 - level) * np.exp(rng.normal(0, 0.1, n))
+        return level * (1 + rng.normal(0, 0.02, n))
+
     return {
         "window": "1h",
-        "metrics": {
-            name: pairs(ts, level * (1 + rng.normal(0, 0.02, n))) for name, level in levels.items()
-        },
+        "metrics": {name: pairs(ts, noisy(name, level)) for name, level in levels.items()},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime
 
@@ -43,7 +44,7 @@ def test_report_judges_ranks_and_recommends() -> None:
             "api_response_time": _rising(100.0, 1.0),  # p95 110.45, declining
             "api_availability": 99.5,  # 5× the error budget
             "database_query_time": 75.0,  # 1.5× → high
-            "api_throughput": 800.0,  # meets
+            "api_throughput": 800.0,  # no target set: measured, not judged
         }
     )
     report = analyze(ctx)
@@ -55,8 +56,10 @@ def test_report_judges_ranks_and_recommends() -> None:
     assert perf["api_response_time"].trend == "declining"
     assert perf["api_availability"].miss_ratio == 5.0
     assert perf["api_availability"].statistic == "value"
-    assert perf["api_throughput"].meeting_target
-    assert perf["api_throughput"].severity is None
+    assert "api_throughput" not in perf
+    throughput = report.measured["api_throughput"]
+    assert (throughput.current, throughput.unit) == (800.0, "req/s")
+    assert "no target set" in throughput.reason
 
     ranked = [(b.metric, b.severity, b.optimization_urgency) for b in report.bottlenecks]
     assert ranked == [
@@ -80,9 +83,10 @@ def test_report_judges_ranks_and_recommends() -> None:
     assert first.type == "critical_fix"
     db = [r for r in report.recommendations if r.target == "database_query_time"]
     assert db[0].type == "optimization"
-    assert db[0].expected_improvement == "30–50 % lower database_query_time (expected 40 %)"
-    assert db[0].effort == "1 engineer-week"
-    assert db[0].risk.startswith("low: ")
+    # Pool pressure is not measured, so indexing comes before pooling and replicas.
+    assert db[0].expected_improvement == "40–70 % lower database_query_time (expected 55 %)"
+    assert db[0].effort == "3 engineer-weeks"
+    assert db[0].risk.startswith("medium: ")
 
     # The report survives the wire: no inf/NaN, every constraint holds.
     again = msgspec.json.decode(msgspec.json.encode(report), type=AnalysisReport)
@@ -120,26 +124,28 @@ def test_target_precedence_task_over_config_over_catalog() -> None:
         "task",
     )
     assert (perf["error_rate"].target, perf["error_rate"].target_source) == (2.0, "config")
-    assert (perf["api_throughput"].target, perf["api_throughput"].target_source) == (
+    assert "api_throughput" not in perf  # no target anywhere: measured only
+    configured = dataclasses.replace(ctx, target_overrides={"api_throughput": 500.0})
+    throughput = analyze(configured).performance["api_throughput"]
+    assert (throughput.target, throughput.target_source, throughput.miss_ratio) == (
         500.0,
-        "catalog",
+        "config",
+        1.25,
     )
 
 
 def test_unknown_and_out_of_scope_metrics_are_reported_not_dropped() -> None:
     report = analyze(
-        _ctx(
-            metrics={"api_response_time": 90.0, "foo_latency": 12.0, "websocket_throughput": 900.0}
-        )
+        _ctx(metrics={"api_response_time": 90.0, "foo_latency": 12.0, "real_time_delivery": 30.0})
     )
     assert report.data_quality["unknown_metrics"] == ["foo_latency"]
-    assert report.data_quality["out_of_scope_metrics"] == ["websocket_throughput"]
-    assert "websocket_throughput" in report.performance
+    assert report.data_quality["out_of_scope_metrics"] == ["real_time_delivery"]
+    assert "real_time_delivery" in report.performance
     assert "foo_latency" not in report.performance
     assert "api_availability" in report.data_quality["missing_metrics"]
     assert report.data_quality["too_few_for_trend"] == {
         "api_response_time": 1,
-        "websocket_throughput": 1,
+        "real_time_delivery": 1,
     }
 
 
@@ -150,7 +156,11 @@ def test_series_are_windowed_from_their_latest_sample() -> None:
     perf = report.performance["api_response_time"]
     assert perf.samples == 10
     assert perf.current == 80.0
-    assert perf.trend == "stable"
+    # 9 minutes of samples carry no rate per hour: said, not extrapolated
+    assert perf.trend == "unknown"
+    assert perf.trend_detail is not None
+    assert perf.trend_detail.slope_per_hour is None
+    assert perf.trend_detail.note == "9 min of data in the window: a rate per hour needs 15 min"
     assert report.window == "15m"
 
 
@@ -184,7 +194,7 @@ def test_evidence_for_a_bounded_metric_names_the_error_budget() -> None:
 
 
 def test_report_numbers_are_finite_even_when_throughput_is_zero() -> None:
-    report = analyze(_ctx(metrics={"api_throughput": 0.0}))
+    report = analyze(_ctx(metrics={"api_throughput": 0.0}, targets={"api_throughput": 100.0}))
     perf = report.performance["api_throughput"]
     assert math.isfinite(perf.miss_ratio)
     assert report.bottlenecks[0].optimization_urgency == 100

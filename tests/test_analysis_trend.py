@@ -9,10 +9,17 @@ import pytest
 from hypothesis import given
 from scipy import stats
 
+from agent.analysis.bottlenecks import evidence
 from agent.analysis.catalog import CATALOG, MetricSpec
 from agent.analysis.judge import judge
 from agent.analysis.series import Series, from_inline
-from agent.analysis.trend import METHOD, assess_trend, mann_kendall, theil_sen
+from agent.analysis.trend import (
+    METHOD,
+    assess_trend,
+    control_false_discoveries,
+    mann_kendall,
+    theil_sen,
+)
 from tests.strategies import long_series, series, specs
 
 T0 = 1_780_000_000.0
@@ -120,12 +127,12 @@ def test_noisy_drift_is_read_in_the_metric_direction(
     assert result.to_detail().method == f"{METHOD} over 120 bucket medians"
 
 
-@pytest.mark.parametrize("n", [40, 2_000])
-def test_white_noise_false_positive_rate_stays_near_alpha(n: int) -> None:
+@pytest.mark.parametrize(("n", "step"), [(40, 60.0), (2_000, 10.0)])
+def test_white_noise_false_positive_rate_stays_near_alpha(n: int, step: float) -> None:
     # 200 seeded trials of pure noise: a trend in under 10 % of them (α = 0.05).
     trials = 200
     flagged = sum(
-        assess_trend(_noisy(0.0, seed, n=n), "lower_is_better").trend != "stable"
+        assess_trend(_noisy(0.0, seed, n=n, step=step), "lower_is_better").trend != "stable"
         for seed in range(trials)
     )
     rate = flagged / trials
@@ -170,12 +177,15 @@ def test_agrees_with_scipy_without_ties(seed: int) -> None:
     assert result.slope_per_hour == pytest.approx(expected_slope, rel=1e-9, abs=1e-9)
     tau = stats.kendalltau(t, values)
     assert result.kendall_tau == pytest.approx(tau.statistic, rel=1e-12, abs=1e-12)
-    # Without ties: S = tau·n(n−1)/2, Var(S) = n(n−1)(2n+5)/18, continuity corrected.
+    # Without ties: S = tau·n(n−1)/2, Var(S) = n(n−1)(2n+5)/18, continuity corrected,
+    # widened by the autocorrelation correction (1 when the residuals show none).
     s = round(tau.statistic * n * (n - 1) / 2)
-    z = (abs(s) - 1) / math.sqrt(n * (n - 1) * (2 * n + 5) / 18) if s else 0.0
+    var = n * (n - 1) * (2 * n + 5) / 18 * result.variance_inflation
+    z = (abs(s) - 1) / math.sqrt(var) if s else 0.0
     assert result.p_value == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-9)
-    # scipy's exact p (small n) or its uncorrected normal p: same verdict away from α.
-    assert result.p_value == pytest.approx(tau.pvalue, abs=0.05)
+    if result.variance_inflation == 1.0:
+        # scipy's exact p (small n) or its uncorrected normal p: same verdict away from α.
+        assert result.p_value == pytest.approx(tau.pvalue, abs=0.05)
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -206,3 +216,99 @@ def test_bucketed_trend_never_raises_nor_returns_non_finite(s: Series, spec: Met
     for x in (result.slope_per_hour, result.kendall_tau, result.p_value):
         assert x is None or math.isfinite(x)
     assert result.points is None or result.points <= 120
+
+
+# --- autocorrelation, steps, several metrics at once -----------------------------------
+
+
+def _ar1(seed: int, n: int = 360, phi: float = 0.9, step: float = 10.0) -> Series:
+    """An hour of 10 s scrapes of AR(1) noise around 100 (σ of the level ≈ 5)."""
+    rng = np.random.default_rng(seed)
+    e = rng.normal(0.0, 5.0 * math.sqrt(1 - phi**2), n)
+    x = np.empty(n)
+    x[0] = rng.normal(0.0, 5.0)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + e[i]
+    return Series(ts=T0 + np.arange(n) * step, values=100.0 + x)
+
+
+def test_autocorrelated_flat_hours_are_rarely_called_a_trend() -> None:
+    # the plain Mann–Kendall test calls ~40 % of these a trend; corrected, about α
+    trials = 200
+    called = sum(
+        assess_trend(_ar1(seed), "lower_is_better").trend != "stable" for seed in range(trials)
+    )
+    print(f"AR(1) φ=0.9: {called}/{trials} called a trend")
+    assert called / trials < 0.10
+    result = assess_trend(_ar1(0), "lower_is_better")
+    assert result.autocorrelation is not None
+    assert result.autocorrelation > 0.5
+    assert result.variance_inflation > 2.0
+
+
+def test_a_real_drift_in_autocorrelated_noise_is_still_found() -> None:
+    found = 0
+    for seed in range(50):
+        s = _ar1(seed)
+        drifting = Series(ts=s.ts, values=s.values + np.linspace(0.0, 40.0, len(s)))
+        result = assess_trend(drifting, "lower_is_better")
+        found += result.trend == "declining"
+        assert result.slope_low_per_hour is not None
+        assert result.slope_high_per_hour is not None
+    assert found >= 45
+
+
+def test_benjamini_hochberg_decides_on_q_across_the_report() -> None:
+    weak = assess_trend(_noisy(0.5, seed=7, n=400), "lower_is_better")
+    assert weak.p_value is not None
+    flat = {f"m{i}": assess_trend(_noisy(0.0, seed=100 + i), "lower_is_better") for i in range(19)}
+    decided = control_false_discoveries({"weak": weak, **flat})
+    assert all(t.q_value is not None for t in decided.values())
+    assert decided["weak"].q_value >= weak.p_value  # type: ignore[operator]
+    assert sum(t.trend != "stable" for t in decided.values()) <= sum(
+        t.trend != "stable" for t in {"weak": weak, **flat}.values()
+    )
+    untested = assess_trend(_series([1.0] * 3), "lower_is_better")
+    assert control_false_discoveries({"x": untested}) == {"x": untested}
+
+
+def test_a_window_too_short_for_a_rate_says_so() -> None:
+    result = assess_trend(_series([100.0 + i for i in range(12)], step=10.0), "lower_is_better")
+    assert (result.trend, result.slope_per_hour) == ("unknown", None)
+    assert result.note == "1.83 min of data in the window: a rate per hour needs 15 min"
+
+
+def test_a_level_shift_is_reported_as_a_step_and_the_slope_is_after_it() -> None:
+    s = _ar1(3, phi=0.5)
+    values = s.values.copy()
+    values[240:] += 100.0  # +100 % twenty minutes before the end
+    stepped = Series(ts=s.ts, values=values)
+    j = judge(CATALOG["api_response_time"], stepped, target=150.0)
+    shift = j.trend.level_shift
+    assert shift is not None
+    assert abs(shift.at.timestamp() - float(s.ts[240])) <= 60.0
+    assert shift.before == pytest.approx(100.0, abs=5.0)
+    assert shift.after == pytest.approx(200.0, abs=5.0)
+    assert j.trend.span_s is not None
+    assert j.trend.span_s <= 20 * 60.0
+    detail = j.to_performance().trend_detail
+    assert detail is not None
+    assert detail.level_shift == shift
+    assert "stepped" in evidence(j)
+
+
+def test_a_worsening_metric_still_meeting_its_target_says_when_it_will_miss() -> None:
+    # +20 ms/h from ~100 against 150 ms: about 2.5 h left (p95 is a little above the mean)
+    s = _noisy(20.0, seed=4, n=720)
+    shifted = Series(ts=s.ts, values=s.values + 50.0)
+    j = judge(CATALOG["api_response_time"], shifted, target=200.0)
+    assert j.meets_target
+    assert j.trend.declining
+    detail = j.to_performance().trend_detail
+    assert detail is not None
+    assert detail.hours_to_breach is not None
+    assert 0.5 < detail.hours_to_breach < 6.0
+    assert detail.hours_to_breach_low is not None
+    assert detail.hours_to_breach_low <= detail.hours_to_breach
+    far = judge(CATALOG["api_response_time"], shifted, target=90.0)  # already missing
+    assert far.to_performance().trend_detail.hours_to_breach is None  # type: ignore[union-attr]

@@ -42,7 +42,8 @@ def jdg(
     target: float | None = None,
 ) -> Judgement:
     spec = CATALOG[metric]
-    goal = spec.target if target is None else target
+    # a throughput has no catalog target: these tests judge it against a configured 500
+    goal = (spec.target if spec.target is not None else 500.0) if target is None else target
     return Judgement(
         spec=spec,
         current=current,
@@ -488,13 +489,14 @@ def judgements(draw: st.DrawFn) -> dict[str, Judgement]:
         current = draw(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
         slope = draw(st.none() | st.floats(allow_nan=False))
         spec = CATALOG[name]
+        goal = spec.target if spec.target is not None else 500.0  # a configured throughput
         out[name] = Judgement(
             spec=spec,
             current=current,
             statistic=spec.statistic,
-            target=spec.target,
+            target=goal,
             target_source="catalog",
-            ratio=miss_ratio(spec, current, spec.target),
+            ratio=miss_ratio(spec, current, goal),
             trend=TrendResult(trend=draw(_trends), samples=30, slope_per_hour=slope),
         )
     return out

@@ -388,11 +388,27 @@ def test_projections_from_a_day_of_traffic() -> None:
         assert "daily cycle" in result[key]["api_requests_per_s"]["reason"]
 
 
-def test_projections_from_four_days_of_traffic() -> None:
+def test_four_days_of_a_daily_cycle_are_not_projected_months_ahead() -> None:
     store, _, _ = _day_of_traffic(n_days=4)
     result = capacity_projections(
         store, now=T0 + 4 * DAY, window_s=4 * DAY, triggers=TRIGGERS, plan_gain_pct=50.0
     )
+    assert_all_finite(result)
+    growth = result["current_baseline"]["demand_growth"]
+    # the newest sample is one step short of the 4th day: 3 whole days back from it
+    assert "cannot be tested: 3 whole days of history" in growth["significance"]
+    for key in ("3_months", "6_months"):
+        rate = result[key]["api_requests_per_s"]
+        assert rate["value"] is None
+        assert "not projected" in rate["reason"]
+
+
+def test_projections_from_six_days_of_traffic() -> None:
+    store, _, _ = _day_of_traffic(n_days=6)
+    result = capacity_projections(
+        store, now=T0 + 6 * DAY, window_s=6 * DAY, triggers=TRIGGERS, plan_gain_pct=50.0
+    )
+    assert "significance" not in result["current_baseline"]["demand_growth"]
     assert_all_finite(result)
     model = result["current_baseline"]["capacity_model"]
     growth = result["current_baseline"]["demand_growth"]
@@ -416,7 +432,9 @@ def test_projections_from_four_days_of_traffic() -> None:
     assert list(triggers) == list(TRIGGERS)
     cpu = triggers["cpu_utilization"]
     assert cpu["status"] == "expected"
-    assert cpu["days_from_now"] == pytest.approx(11.0, abs=1.0)  # 64 % now, +1/day to 75
+    assert cpu["days_from_now"] == pytest.approx(9.0, abs=1.0)  # 66 % now, +1/day to 75
+    low, high = cpu["days_from_now_range"]
+    assert low <= cpu["days_from_now"] <= high
     assert triggers["memory_utilization"]["status"] == "not_within_horizon"
     assert triggers["api_response_time"]["current"] < 100.0
 

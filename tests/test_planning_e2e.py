@@ -92,7 +92,11 @@ async def test_a_directive_reorders_the_plan_and_survives_a_restart(
     nc: Client, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings()
-    params = {"metrics": {"websocket_throughput": 800.0, "api_response_time": 125.0}}
+    # a throughput is judged only against a target somebody set: this task sets one
+    params = {
+        "metrics": {"websocket_throughput": 800.0, "api_response_time": 125.0},
+        "targets": {"websocket_throughput": 1000.0},
+    }
     directive = {
         "schema": "strategic_directive/v1",
         "directive_id": "scale-out-q1",

@@ -54,7 +54,7 @@ def run_analysis(params: dict[str, Any], task_id: str = "api-incident") -> dict[
     return as_result(task_id, "api_optimization", api_optimization.analyze(ctx))
 
 
-def run_planning(days: float = 4.0, task_id: str = "plan-4d") -> dict[str, Any]:
+def run_planning(days: float = 6.0, task_id: str = "plan-6d") -> dict[str, Any]:
     ctx = TaskContext(
         task_id=task_id,
         task_type=TaskType.STRATEGIC_BACKEND_PLANNING,
@@ -136,10 +136,11 @@ def test_a_short_series_is_given_sample_by_sample() -> None:
 
 def test_planning_reports_carry_series_too(planning: dict[str, Any]) -> None:
     series = planning["report"]["series"]
-    assert set(series) <= set(planning["report"]["performance"])
+    judged_or_measured = {**planning["report"]["performance"], **planning["report"]["measured"]}
+    assert set(series) <= set(judged_or_measured)
     assert {"cpu_utilization", "memory_utilization", "redis_cache_hit"} <= set(series)
     assert all(len(s["values"]) <= SERIES_POINTS for s in series.values())
-    assert series["cpu_utilization"]["bucket_s"] == pytest.approx(4 * 86_400 / 60, rel=0.01)
+    assert series["cpu_utilization"]["bucket_s"] == pytest.approx(6 * 86_400 / 60, rel=0.01)
 
 
 def test_old_results_without_series_still_decode() -> None:
@@ -180,9 +181,11 @@ def test_analysis_markdown_headline_and_metrics(analysis: dict[str, Any]) -> Non
     assert row[0] == "⚠ database_query_time"  # misses its target: flagged
     assert row[1:6] == [f"{db['current']:.6g}", "50", "ms", "p95", "no"]
     assert row[6] == f"{db['miss_ratio']:.4g}×"
-    assert row[8].startswith("declining (p ")
+    # the database stepped up at minute 40 and kept climbing: the step, then the trend after it
+    assert row[8].startswith("stepped ")
+    assert "declining (p " in row[8]
     assert row[9] == f"+{db['trend_detail']['slope_per_hour']:.4g} ms/h"
-    assert row[10] == str(db["samples"])
+    assert row[11] == str(db["samples"])
     [cpu] = table_rows(metrics, "cpu_utilization")
     assert cpu[0] == "cpu_utilization"  # meets its target: not flagged
     assert cpu[5] == "yes"

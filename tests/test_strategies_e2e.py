@@ -85,7 +85,7 @@ async def test_request_patterns_and_throughput_from_counters(nc: Client, agent: 
     assert 40 < endpoints["/api/chat"]["p95_ms"] < 55
     regions = {r["name"]: r["share_pct"] for r in patterns["regions"]}
     assert regions == pytest.approx({"eu": 75.0, "us": 25.0})
-    throughput = report["performance"]["api_throughput"]
+    throughput = report["measured"]["api_throughput"]  # no target set: measured, not judged
     assert throughput["statistic"] == "rate"
     assert throughput["current"] == pytest.approx(80.0, rel=0.01)
 

@@ -8,6 +8,13 @@ Two columns are decisions of ours, not of the specification:
   freshness. ``ai_processing_efficiency`` is *not* bounded: its target (80 %)
   is far from the ceiling and the headroom above it is no error budget, so
   target / current judges it.
+- ``target`` None: a throughput (``api_throughput``, ``websocket_throughput``). How many
+  requests a backend serves is set by its users, not by its code: 30 req/s is a healthy
+  small backend, not a third of a failure. A throughput is judged only against a
+  target somebody configured (task, directive or settings); without one it is
+  measured, reported under ``measured`` with its trend, and read by capacity planning,
+  where demand the backend fails to serve shows as saturation (the USL ceiling,
+  utilisation, scaling triggers) rather than as a missed constant.
 - ``statistic``: what ``current`` is over a window of raw samples. Latencies in
   ms use the p95 (a tail, not a mean of means); percentages, rates and
   throughputs use the mean, because their samples are already ratios over a
@@ -33,7 +40,8 @@ class MetricSpec:
     domain: str
     unit: str
     direction: Direction
-    target: float
+    target: float | None
+    """None: judged only against a configured target (see the module doc)."""
     bottleneck_type: str
     bounded: bool = False
     """Higher-is-better percentage capped at 100: judged in error-budget space."""
@@ -69,7 +77,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         domain="api",
         unit="req/s",
         direction=_HIGHER,
-        target=500.0,
+        target=None,
         bottleneck_type="throughput_capacity",
     ),
     MetricSpec(
@@ -86,7 +94,7 @@ _SPECS: tuple[MetricSpec, ...] = (
         domain="chat",
         unit="msg/s",
         direction=_HIGHER,
-        target=1000.0,
+        target=None,
         bottleneck_type="connection_scaling",
     ),
     MetricSpec(
@@ -230,6 +238,22 @@ CATALOG: Mapping[str, MetricSpec] = MappingProxyType({spec.name: spec for spec i
 """Metric name → its spec: the one place a target, direction or unit is written."""
 
 
+def resolve_target(
+    spec: MetricSpec, task_targets: Mapping[str, float], config_targets: Mapping[str, float]
+) -> tuple[float | None, str]:
+    """The target for ``spec`` and where it came from: task > config > catalog.
+
+    ``(None, "none")`` for a metric the catalog sets no target for and nobody configured.
+    """
+    if spec.name in task_targets:
+        return float(task_targets[spec.name]), "task"
+    if spec.name in config_targets:
+        return float(config_targets[spec.name]), "config"
+    if spec.target is None:
+        return None, "none"
+    return spec.target, "catalog"
+
+
 def _by_domain() -> dict[str, tuple[str, ...]]:
     domains: dict[str, list[str]] = {}
     for spec in _SPECS:
@@ -255,6 +279,8 @@ AUXILIARY: Mapping[str, str] = MappingProxyType(
         "cache_memory_limit_bytes": "cache memory limit, e.g. Redis maxmemory (gauge)",
         "cache_evictions_total": "counter of keys evicted for memory",
         "cache_expired_total": "counter of keys expired by TTL",
+        "db_pool_utilization": "% of the database connection pool in use (gauge): whether "
+        "connection pooling or read replicas can pay off (playbook condition db_pool_pressure)",
     }
 )
 """Series the analyses read besides the 20 metrics (name → what it is and what reads it)."""

@@ -1,14 +1,23 @@
-"""Judging a metric against its target: miss ratio, severity, urgency (DESIGN.md, "Judging")."""
+"""Judging a metric against its target: miss ratio, severity, urgency, trend and level shifts."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import msgspec
+
 from agent.analysis.catalog import MetricSpec
-from agent.analysis.series import STATISTICS, Series
+from agent.analysis.changepoints import MIN_CHANGE_SAMPLES, detect_change_points
+from agent.analysis.series import STATISTICS, Series, finite, mean, sig
 from agent.analysis.trend import MIN_SAMPLES, TrendResult, assess_trend
-from protocols.messages import MetricPerformance, Severity
+from protocols.messages import (
+    ChangePoint,
+    MeasuredMetric,
+    MetricPerformance,
+    Severity,
+    TrendDetail,
+)
 
 MAX_RATIO = 1e6
 """Stands in for "infinitely far off" (a zero denominator): the wire carries no inf."""
@@ -77,6 +86,35 @@ def urgency(ratio: float, declining: bool) -> int:
     return max(1, min(100, round(raw)))
 
 
+def hours_to_breach(
+    spec: MetricSpec, current: float, target: float, trend: TrendResult
+) -> tuple[float, float | None, float | None] | None:
+    """(expected, soonest, latest) hours until a metric meeting ``target`` misses it.
+
+    Only for a ``declining`` trend with a slope: the gap to the target over the slope in
+    the metric's worsening direction, and over both ends of the slope's 95 % interval
+    (latest None when that interval reaches a flat slope: it may never). None otherwise.
+    """
+    slope = trend.slope_per_hour
+    if not trend.declining or slope is None or slope == 0.0:
+        return None
+    worse = 1.0 if spec.direction == "lower_is_better" else -1.0
+    gap = (target - current) * worse
+    rate = slope * worse
+    if not gap > 0.0 or not rate > 0.0:
+        return None
+    ends = [
+        x * worse for x in (trend.slope_low_per_hour, trend.slope_high_per_hour) if x is not None
+    ]
+    fastest = max(ends, default=rate)
+    slowest = min(ends, default=rate)
+    return (
+        gap / rate,
+        gap / fastest if fastest > 0.0 else None,
+        gap / slowest if slowest > 0.0 else None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Judgement:
     """One metric judged over its window: the numbers a report and a bottleneck are made of."""
@@ -88,6 +126,14 @@ class Judgement:
     target_source: str
     ratio: float
     trend: TrendResult
+    change_points: tuple[ChangePoint, ...] = ()
+    flags: tuple[str, ...] = ()
+    """Units that look wrong (``validity.unit_suspicion``): said in every report, and a
+    flagged metric is never made a bottleneck."""
+    statistic_note: str | None = None
+    """Why ``statistic`` is not the catalog's (a source measured a mean instead)."""
+    rejected: int = 0
+    """Impossible samples left out before judging (``validity.screen``)."""
 
     @property
     def samples(self) -> int:
@@ -105,6 +151,26 @@ class Judgement:
     def urgency(self) -> int:
         return urgency(self.ratio, self.trend.declining)
 
+    @property
+    def breach(self) -> tuple[float, float | None, float | None] | None:
+        """Hours to a breach of a metric still meeting its target (``hours_to_breach``)."""
+        if not self.meets_target:
+            return None
+        return hours_to_breach(self.spec, self.current, self.target, self.trend)
+
+    def trend_detail(self) -> TrendDetail:
+        detail = self.trend.to_detail()
+        breach = self.breach
+        if breach is None:
+            return detail
+        expected, soonest, latest = breach
+        return msgspec.structs.replace(
+            detail,
+            hours_to_breach=sig(finite(expected)),
+            hours_to_breach_low=sig(finite(soonest)) if soonest is not None else None,
+            hours_to_breach_high=sig(finite(latest)) if latest is not None else None,
+        )
+
     def to_performance(self) -> MetricPerformance:
         """The wire form: ``current`` to six significant digits, the ratio to four decimals."""
         return MetricPerformance(
@@ -118,9 +184,69 @@ class Judgement:
             samples=self.samples,
             statistic=self.statistic,
             severity=self.severity,
-            trend_detail=self.trend.to_detail(),
+            trend_detail=self.trend_detail(),
             target_source=self.target_source,
+            flags=list(self.flags),
+            rejected_samples=self.rejected,
+            statistic_note=self.statistic_note,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A metric's level, trend and level shifts over its window, before any target."""
+
+    spec: MetricSpec
+    current: float
+    statistic: str
+    trend: TrendResult
+    change_points: tuple[ChangePoint, ...] = ()
+
+    def to_measured(self, reason: str) -> MeasuredMetric:
+        """The wire form of a metric measured but not judged (``reason`` says why)."""
+        return MeasuredMetric(
+            current=float(f"{self.current:.6g}"),
+            unit=self.spec.unit,
+            direction=self.spec.direction,
+            statistic=self.statistic,
+            samples=self.trend.samples,
+            trend=self.trend.trend,
+            trend_detail=self.trend.to_detail(),
+            reason=reason,
+        )
+
+
+def measure(
+    spec: MetricSpec,
+    series: Series,
+    *,
+    min_trend_samples: int = MIN_SAMPLES,
+    statistic: str | None = None,
+) -> Measurement:
+    """Level, level shifts and trend of an already windowed, non-empty ``series``.
+
+    ``current`` is the catalog's statistic over the samples, or ``statistic`` when the
+    samples are something else already (``rate`` for a derived counter rate, ``mean``
+    when a source could only measure a mean: both averaged), or the number itself for a
+    scalar (statistic ``value``). Level shifts are looked for from ``MIN_CHANGE_SAMPLES``
+    samples on, and the trend is read after a shift that explains the window.
+    """
+    if len(series) == 0:
+        raise ValueError(f"{spec.name}: no samples to judge")
+    if series.scalar:
+        current, statistic = float(series.values[0]), "value"
+    else:
+        statistic = statistic or spec.statistic
+        current = STATISTICS.get(statistic, mean)(series.values)
+    shifts: tuple[ChangePoint, ...] = ()
+    if not series.scalar and len(series) >= MIN_CHANGE_SAMPLES:
+        shifts = tuple(detect_change_points(series, spec.direction))
+    trend = assess_trend(
+        series, spec.direction, min_samples=min_trend_samples, change_points=shifts
+    )
+    return Measurement(
+        spec=spec, current=current, statistic=statistic, trend=trend, change_points=shifts
+    )
 
 
 def judge(
@@ -130,24 +256,19 @@ def judge(
     target: float,
     target_source: str = "catalog",
     min_trend_samples: int = MIN_SAMPLES,
+    statistic: str | None = None,
+    flags: tuple[str, ...] = (),
 ) -> Judgement:
-    """Judge an already windowed, non-empty ``series`` of ``spec`` against ``target``.
-
-    ``current`` is the catalog's statistic over the samples, or the number itself for a
-    scalar (statistic ``value``).
-    """
-    if len(series) == 0:
-        raise ValueError(f"{spec.name}: no samples to judge")
-    if series.scalar:
-        current, statistic = float(series.values[0]), "value"
-    else:
-        current, statistic = STATISTICS[spec.statistic](series.values), spec.statistic
+    """``measure`` ``series`` and judge it against ``target`` (see ``measure`` for how)."""
+    m = measure(spec, series, min_trend_samples=min_trend_samples, statistic=statistic)
     return Judgement(
         spec=spec,
-        current=current,
-        statistic=statistic,
+        current=m.current,
+        statistic=m.statistic,
         target=target,
         target_source=target_source,
-        ratio=miss_ratio(spec, current, target),
-        trend=assess_trend(series, spec.direction, min_samples=min_trend_samples),
+        ratio=miss_ratio(spec, m.current, target),
+        trend=m.trend,
+        change_points=m.change_points,
+        flags=flags,
     )

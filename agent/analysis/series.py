@@ -98,6 +98,16 @@ def window(series: Series, seconds: float) -> Series:
     return Series(ts=series.ts[keep], values=series.values[keep])
 
 
+def sig(x: float | None, digits: int = 6) -> float | None:
+    """``x`` to ``digits`` significant digits (noise beyond that is not data); None stays."""
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def finite(x: float) -> float | None:
+    """``x`` when finite, else None: the wire carries no inf or NaN."""
+    return x if math.isfinite(x) else None
+
+
 def p95(values: FloatArray) -> float:
     """The 95th percentile with linear interpolation (numpy's default, Hyndman–Fan type 7).
 

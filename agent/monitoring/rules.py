@@ -149,7 +149,7 @@ def _catalog_target(metric: str, judged: Mapping[str, Judgement]) -> float:
     if j is not None:
         return j.target
     spec = CATALOG.get(metric)
-    return spec.target if spec is not None else 0.0
+    return spec.target if spec is not None and spec.target is not None else 0.0
 
 
 def _fmt(x: float) -> str:

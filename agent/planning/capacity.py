@@ -36,12 +36,12 @@ from agent.analysis.series import (
     FloatArray,
     Series,
     bucket_means,
-    bucketize,
+    finite,
     mean,
     median,
     summed_counter_rate,
 )
-from agent.analysis.trend import ALPHA, MIN_SAMPLES, mann_kendall, theil_sen
+from agent.analysis.trend import ALPHA, MIN_SAMPLES, TrendResult, assess_trend
 from agent.store.metric_store import MetricStore
 
 DAY = 86_400.0
@@ -71,10 +71,6 @@ def _sig(x: float | None, digits: int = 6) -> float | None:
     if x is None or not math.isfinite(x):
         return None
     return float(f"{x:.{digits}g}")
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def _iso(ts: float | None) -> str | None:
@@ -299,9 +295,9 @@ def _peak(lam: float, sigma: float, kappa: float) -> tuple[float | None, float |
         if kappa > 0.0:
             peak = max(math.sqrt((1.0 - sigma) / kappa), 1.0)
             ceiling = float(_usl(np.array([peak]), lam, sigma, kappa)[0])
-            return _finite(peak), _finite(ceiling)
+            return finite(peak), finite(ceiling)
         if sigma > 0.0:
-            return None, _finite(lam / sigma)
+            return None, finite(lam / sigma)
     return None, None
 
 
@@ -480,6 +476,9 @@ class TriggerCrossing:
     span_days: float | None = None
     crossing_ts: float | None = None
     days_from_now: float | None = None
+    range_days: tuple[float | None, float | None] = (None, None)
+    """(soonest, latest) days from now, from the slope's 95 % interval (latest None: maybe
+    never)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -493,6 +492,7 @@ class TriggerCrossing:
             "expected_at": _iso(self.crossing_ts),
             "expected_ts": _sig(self.crossing_ts, 10),
             "days_from_now": _sig(self.days_from_now, 4),
+            "days_from_now_range": [_sig(d, 4) for d in self.range_days],
             "horizon_days": _sig(self.horizon_days),
             "samples": self.samples,
             "span_days": _sig(self.span_days, 4),
@@ -509,14 +509,17 @@ def trigger_crossing(
     direction: Direction,
     now: float,
     horizon_days: float = 182.0,
+    trend: TrendResult | None = None,
 ) -> TriggerCrossing:
     """When ``series`` is expected to cross ``threshold`` (CPU 75 %, response time 100 ms…).
 
     ``lower_is_better`` crosses upwards, ``higher_is_better`` downwards. The current
     level is the median of the last 10 % of the span (a single scrape would make it
-    jitter), dated at the median time of those samples; from there the Theil–Sen
-    slope of ``bucketize(series)`` is extrapolated linearly. A slope that Mann–Kendall
-    does not find significant (p ≥ 0.05) counts as flat: noise must not set a date.
+    jitter), dated at the median time of those samples; from there the trend's
+    Theil–Sen slope is extrapolated linearly, and the ends of its 95 % interval give the
+    range of dates. ``trend`` is the metric's judged trend (in a report: decided on its
+    false-discovery-controlled q); without one the series is tested alone. Only a trend
+    whose verdict is ``declining`` sets a date: noise and autocorrelation must not.
     """
     n = len(series)
     result = TriggerCrossing(
@@ -536,34 +539,30 @@ def trigger_crossing(
     current, current_at = median(values[recent]), median(ts[recent])
     result = replace(
         result,
-        current=_finite(current),
-        current_at=_finite(current_at),
-        span_days=_finite(span_s / DAY),
+        current=finite(current),
+        current_at=finite(current_at),
+        span_days=finite(span_s / DAY),
     )
     if not math.isfinite(current):
         return replace(result, status="insufficient_data", reason="current level not finite")
     if _beyond(current, threshold, direction):
         why = f"current level {current:.6g} is past {threshold:.6g}"
         return replace(result, status="already_crossed", reason=why)
-    if n < MIN_SAMPLES or not span_s > 0.0:
-        why = f"{n} sample(s) over {span_s:.3g} s: a slope needs {MIN_SAMPLES} over time"
+    if trend is None:
+        trend = assess_trend(series, direction)
+    per_hour = trend.slope_per_hour
+    if trend.trend == "unknown" or per_hour is None:
+        why = trend.note or f"{n} sample(s) over {span_s:.3g} s: a slope needs {MIN_SAMPLES}"
         return replace(result, status="insufficient_data", reason=why)
-    points = bucketize(series)
-    with np.errstate(all="ignore"):
-        t = points.ts - points.ts[0]
-        slope = theil_sen(t, points.values) * DAY
-        s, var, _ = mann_kendall(t, points.values)
-    p = math.nan
-    if var > 0.0 and math.isfinite(s):
-        z = (s - math.copysign(1.0, s)) / math.sqrt(var) if s != 0.0 else 0.0
-        p = math.erfc(abs(z) / math.sqrt(2.0))
-    result = replace(result, slope_per_day=_finite(slope), p_value=_finite(p))
-    if not math.isfinite(slope):
-        return replace(result, status="insufficient_data", reason="slope not finite")
-    towards = slope > 0.0 if direction == "lower_is_better" else slope < 0.0
-    if not towards or not (math.isfinite(p) and p < ALPHA):
+    slope = per_hour * 24.0
+    p = trend.q_value if trend.q_value is not None else trend.p_value
+    test = "q" if trend.q_value is not None else "p"
+    result = replace(result, slope_per_day=finite(slope), p_value=trend.p_value)
+    if not trend.declining:
+        towards = slope > 0.0 if direction == "lower_is_better" else slope < 0.0
         way = "moving away from" if slope != 0.0 and not towards else "no significant trend towards"
-        why = f"{way} the threshold (slope {slope:.3g}/day, Mann–Kendall p {p:.3g})"
+        shown = "n/a" if p is None else f"{p:.3g}"
+        why = f"{way} the threshold (slope {slope:.3g}/day, Mann–Kendall {test} {shown})"
         return replace(result, status="not_within_horizon", reason=why)
     with np.errstate(all="ignore"):
         crossing = current_at + (threshold - current) / slope * DAY
@@ -571,12 +570,34 @@ def trigger_crossing(
     if not math.isfinite(days) or days > horizon_days:
         why = f"at {slope:.3g}/day the threshold is beyond {horizon_days:g} days"
         return replace(result, status="not_within_horizon", reason=why)
-    result = replace(result, crossing_ts=crossing, days_from_now=days)
+    result = replace(result, crossing_ts=crossing, days_from_now=days, range_days=_days_range(
+        current, current_at, threshold, now, trend
+    ))  # fmt: skip
     if days <= 0.0:
         why = f"at {slope:.3g}/day the level has passed the threshold by now (projected)"
         return replace(result, status="already_crossed", reason=why)
     why = f"linear at {slope:.3g}/day from {current:.6g}"
     return replace(result, status="expected", reason=why)
+
+
+def _days_range(
+    current: float, current_at: float, threshold: float, now: float, trend: TrendResult
+) -> tuple[float | None, float | None]:
+    """(soonest, latest) days to the crossing from the slope's 95 % interval.
+
+    Latest is None when the interval reaches a slope that never gets there.
+    """
+    ends = [x * 24.0 for x in (trend.slope_low_per_hour, trend.slope_high_per_hour) if x]
+    gap = threshold - current
+    days = []
+    for slope in ends:
+        with np.errstate(all="ignore"):
+            d = (current_at + gap / slope * DAY - now) / DAY if gap / slope > 0 else math.inf
+        days.append(d if math.isfinite(d) else math.inf)
+    if not days:
+        return None, None
+    soonest, latest = min(days), max(days)
+    return finite(soonest), finite(latest)
 
 
 # --- the scalability_projections object ----------------------------------------------
@@ -603,7 +624,7 @@ def _request_rate(
     """Per-bucket request rate and the baseline: api_throughput, else http_requests_total."""
     own = store.merged("api_throughput", window_s=window_s, end=end)
     if len(own):
-        value = _finite(mean(own.values))
+        value = finite(mean(own.values))
         basis = f"mean of {len(own)} api_throughput samples over the window"
         return bucket_means(own, edges), _Figure(value, basis)
     counters = store.select("http_requests_total", window_s=window_s, end=end)
@@ -614,7 +635,7 @@ def _request_rate(
             "(mean of the per-bucket totals)"
         )
         with np.errstate(all="ignore"):
-            return rate, _Figure(_finite(float(np.nanmean(rate))), basis)
+            return rate, _Figure(finite(float(np.nanmean(rate))), basis)
     return rate, _Figure(None, "no api_throughput samples nor http_requests_total counters")
 
 
@@ -624,7 +645,7 @@ def _connections(store: MetricStore, window_s: float, end: float) -> _Figure:
         return _Figure(None, "no websocket_connections samples in the window")
     with np.errstate(all="ignore"):
         total = float(sum(float(s.values[-1]) for s in parts.values()))
-    return _Figure(_finite(total), f"sum over {len(parts)} instance(s) of each one's latest sample")
+    return _Figure(finite(total), f"sum over {len(parts)} instance(s) of each one's latest sample")
 
 
 def _concurrency_buckets(
@@ -638,7 +659,7 @@ def _concurrency_buckets(
     """
     users = store.merged("concurrent_users", window_s=window_s, end=end)
     if len(users):
-        value = _finite(mean(users.values))
+        value = finite(mean(users.values))
         basis = "mean of the concurrent_users samples"
         return bucket_means(users, edges), _Figure(value, basis)
     latency = bucket_means(store.merged("api_response_time", window_s=window_s, end=end), edges)
@@ -650,14 +671,14 @@ def _concurrency_buckets(
         return little, _Figure(None, why)
     basis = "Little's law per bucket: mean of req/s × api_response_time (requests in flight)"
     with np.errstate(all="ignore"):
-        return little, _Figure(_finite(float(np.nanmean(little))), basis)
+        return little, _Figure(finite(float(np.nanmean(little))), basis)
 
 
 def _utilisation(demand: float | None, ceiling: float) -> float | None:
     """Demand as a share of a ceiling; None without a positive, finite ceiling."""
     if demand is None or not (ceiling > 0.0 and math.isfinite(ceiling)):
         return None
-    return _finite(demand / ceiling)
+    return finite(demand / ceiling)
 
 
 def _runway_days(rate: float, ceiling: float, growth: GrowthFit) -> float | None:
@@ -667,7 +688,7 @@ def _runway_days(rate: float, ceiling: float, growth: GrowthFit) -> float | None
     if rate >= ceiling:
         return 0.0
     with np.errstate(all="ignore"):
-        return _finite(float(np.log(ceiling) - np.log(rate)) / growth.log_slope_per_day)
+        return finite(float(np.log(ceiling) - np.log(rate)) / growth.log_slope_per_day)
 
 
 def _horizon(
@@ -724,6 +745,49 @@ def _horizon(
     return out
 
 
+MIN_TESTED_DAYS = 5
+"""Whole days of history a demand trend is tested over: Mann–Kendall on fewer daily means
+cannot reach p < 0.05 (four points give p ≥ 0.08 at best)."""
+
+
+def daily_means(demand: Series, end: float) -> Series:
+    """The mean request rate of each whole day back from ``end`` (oldest first)."""
+    days = int((end - float(demand.ts[0])) // DAY) if len(demand) else 0
+    edges = end - DAY * np.arange(days, -1, -1, dtype=np.float64)
+    if days < 1:
+        return Series(ts=np.empty(0), values=np.empty(0))
+    means = bucket_means(demand, edges)
+    has = np.isfinite(means)
+    centres = (edges[:-1] + edges[1:]) / 2.0
+    return Series(ts=centres[has], values=means[has])
+
+
+def _unproven_growth(growth: GrowthFit, demand: Series, end: float) -> str | None:
+    """Why the fitted growth is no basis for a projection, or None when it is one.
+
+    The log-linear fit's interval assumes independent buckets, but demand cycles daily:
+    within a day the evening peak looks like growth. So growth is projected only when the
+    whole-day mean rates (the cycle averaged out) show a trend that survives the trend
+    module's autocorrelation-corrected Mann–Kendall test, over ``MIN_TESTED_DAYS`` days
+    or more.
+    """
+    days = daily_means(demand, end)
+    if len(days) < MIN_TESTED_DAYS:
+        return (
+            f"demand growth of {growth.rate_per_day * 100:+.3g} %/day cannot be tested: "
+            f"{len(days)} whole days of history, the test needs {MIN_TESTED_DAYS}; not projected"
+        )
+    trend = assess_trend(days, "higher_is_better", min_samples=MIN_TESTED_DAYS)
+    if trend.p_value is not None and trend.p_value < ALPHA:
+        return None
+    shown = "n/a" if trend.p_value is None else f"{trend.p_value:.2g}"
+    return (
+        f"demand growth of {growth.rate_per_day * 100:+.3g} %/day is not significant over "
+        f"{len(days)} daily means (Mann–Kendall p {shown}, corrected for autocorrelation): "
+        "not projected"
+    )
+
+
 def capacity_projections(
     store: MetricStore,
     *,
@@ -732,6 +796,7 @@ def capacity_projections(
     triggers: Mapping[str, float],
     plan_gain_pct: float,
     horizon_days: float = 182.0,
+    trends: Mapping[str, TrendResult] | None = None,
 ) -> dict[str, Any]:
     """The ``scalability_projections`` of a plan: baseline, 3 and 6 months, scaling triggers.
 
@@ -742,7 +807,8 @@ def capacity_projections(
     model and growth sit in ``current_baseline`` (``capacity_model``, ``demand_growth``);
     what cannot be computed is ``{"value": None, "reason": …}``, never an exception.
     Trigger levels are the fleet's merged samples (all instances), as an autoscaler's
-    average would see them.
+    average would see them; ``trends`` are the report's judged trends of those metrics
+    (decided across the report), so a trigger is dated only from a trend that survived.
     """
     if not (math.isfinite(window_s) and window_s > 0.0):
         raise ValueError(f"window_s must be positive and finite, got {window_s}")
@@ -795,11 +861,19 @@ def capacity_projections(
         baseline["utilisation"] = _missing(
             ceiling_reason if ceiling is None else f"no request-rate baseline: {rate.basis}"
         )
+    unproven: str | None = None
+    if isinstance(growth, GrowthFit):
+        demand_series = Series(ts=centres[has_rate], values=rate_buckets[has_rate])
+        unproven = _unproven_growth(growth, demand_series, end)
+        if unproven is not None:
+            baseline["demand_growth"]["significance"] = unproven
     if isinstance(growth, GrowthFit) and growth.span_days < MIN_PROJECTION_DAYS:
         growth = (
             f"{growth.span_days:.3g} days of history cannot separate growth from the daily "
             f"cycle; projections need at least {MIN_PROJECTION_DAYS:g} days"
         )
+    elif isinstance(growth, GrowthFit) and unproven is not None:
+        growth = unproven
         baseline["utilisation"].pop("days_to_ceiling", None)
         baseline["utilisation"].pop("days_to_optimised_ceiling", None)
         baseline["utilisation"].pop("runway_basis", None)
@@ -815,7 +889,8 @@ def capacity_projections(
         spec = CATALOG.get(metric)
         direction: Direction = spec.direction if spec is not None else "lower_is_better"
         series = store.merged(metric, window_s=window_s, end=end)
-        crossing = trigger_crossing(series, threshold, direction, now, horizon_days)
+        trend = (trends or {}).get(metric)
+        crossing = trigger_crossing(series, threshold, direction, now, horizon_days, trend)
         scaling.append({"metric": metric, **crossing.to_dict()})
     result["scaling_triggers"] = scaling
     return result

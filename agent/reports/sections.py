@@ -175,33 +175,71 @@ def _summary(result: Mapping[str, Any], report: Mapping[str, Any]) -> tuple[str,
 # --- sections --------------------------------------------------------------------------
 
 
+def trend_cell(p: Mapping[str, Any]) -> str:
+    """``declining (p 0.001, q 0.02)``, ``stepped 60 → 180 at 10:40 UTC; stable since``."""
+    detail = as_dict(p.get("trend_detail"))
+    trend = text(p.get("trend"))
+    tests = [
+        f"{label} {num(detail.get(key), 2)}"
+        for key, label in (("p_value", "p"), ("q_value", "q"))
+        if detail.get(key) is not None
+    ]
+    if tests:
+        trend += f" ({', '.join(tests)})"
+    shift = as_dict(detail.get("level_shift"))
+    if shift:
+        trend = (
+            f"stepped {num(shift.get('before'), 4)} → {num(shift.get('after'), 4)} at "
+            f"{when(shift.get('at'))}; {trend} since"
+        )
+    if detail.get("note"):
+        trend += f": {text(detail.get('note'))}"
+    return trend
+
+
+def breach_cell(detail: Mapping[str, Any]) -> str:
+    """Hours to a breach of a metric still meeting its target, with its 95 % range."""
+    expected = detail.get("hours_to_breach")
+    if expected is None:
+        return NONE
+    low, high = detail.get("hours_to_breach_low"), detail.get("hours_to_breach_high")
+    span = f" ({num(low, 3)}–{num(high, 3) if high is not None else 'never'} h)"
+    return f"{num(expected, 3)} h{span}"
+
+
 def _metrics(report: Mapping[str, Any]) -> Section | None:
     performance = as_dict(report.get("performance"))
     if not performance:
         return None
     rows, flagged = [], []
+    notes: list[str] = []
     for i, (name, p) in enumerate(performance.items()):
         p = as_dict(p)
         detail = as_dict(p.get("trend_detail"))
-        trend = text(p.get("trend"))
-        if detail.get("p_value") is not None:
-            trend += f" (p {num(detail.get('p_value'), 2)})"
         slope = detail.get("slope_per_hour")
         unit = text(p.get("unit"))
         if p.get("meeting_target") is False:
             flagged.append(i)
+        statistic = text(p.get("statistic"))
+        if p.get("statistic_note"):
+            notes.append(f"{name}: {statistic} because {text(p['statistic_note'])}")
+        for flag in as_list(p.get("flags")):
+            notes.append(f"{name}: {text(flag)} — not ranked as a bottleneck")
+        if p.get("rejected_samples"):
+            notes.append(f"{name}: {num(p['rejected_samples'])} impossible samples left out")
         rows.append(
             (
                 name,
                 num(p.get("current")),
                 num(p.get("target")),
                 unit,
-                text(p.get("statistic")),
+                statistic,
                 num(p.get("meeting_target")),
                 ratio(p.get("miss_ratio")),
                 text(p.get("severity")),
-                trend,
+                trend_cell(p),
                 f"{signed(slope)} {unit}/h" if slope is not None else NONE,
+                breach_cell(detail),
                 num(p.get("samples")),
             )
         )
@@ -217,21 +255,48 @@ def _metrics(report: Mapping[str, Any]) -> Section | None:
             "severity",
             "trend",
             "slope",
+            "breach in",
             "samples",
         ),
         rows,
-        numeric=(1, 2, 6, 9, 10),
+        numeric=(1, 2, 6, 9, 11),
         flagged=flagged,
     )
     window = f" ({text(report['window'])})" if report.get("window") else ""
     blocks: list[Block] = [
         Paragraph(
-            f"Each metric over the window{window}: current value (the statistic named), "
-            "target, the direction-aware miss ratio (≤ 1 meets the target), and the "
-            "Theil–Sen slope with its Mann–Kendall trend."
+            f"Each metric over the window{window}: current value (the statistic named, "
+            "measured from the samples), target, the direction-aware miss ratio (≤ 1 meets "
+            "the target), and the Theil–Sen slope with its Mann–Kendall trend (p corrected "
+            "for autocorrelation, q for the number of metrics tested). A level shift is "
+            "shown as a step and the slope is measured after it; a metric still meeting its "
+            "target but worsening says when it would miss it."
         ),
         table,
     ]
+    if notes:
+        blocks.append(Bullets(tuple(notes)))
+    measured = as_dict(report.get("measured"))
+    if measured:
+        blocks.append(Subheading("Measured, not judged"))
+        blocks.append(
+            _table(
+                ("metric", "current", "unit", "statistic", "trend", "samples", "why no verdict"),
+                [
+                    (
+                        name,
+                        num(as_dict(m).get("current")),
+                        text(as_dict(m).get("unit")),
+                        text(as_dict(m).get("statistic")),
+                        trend_cell(as_dict(m)),
+                        num(as_dict(m).get("samples")),
+                        text(as_dict(m).get("reason")),
+                    )
+                    for name, m in measured.items()
+                ],
+                numeric=(1, 5),
+            )
+        )
     return Section("metrics", "Metrics against their targets", tuple(blocks))
 
 
@@ -982,6 +1047,21 @@ def _data_quality(report: Mapping[str, Any]) -> Section | None:
         names = as_list(quality.get(key))
         if names:
             items.append(f"{label}: {', '.join(text(n) for n in names)}")
+    history = as_dict(quality.get("history"))
+    if history.get("note"):
+        items.append(f"History judged: {text(history['note'])}")
+    for metric, rejected in as_dict(quality.get("rejected_samples")).items():
+        r = as_dict(rejected)
+        items.append(
+            f"Impossible samples rejected for {metric}: {num(r.get('count'))} "
+            f"({text(r.get('reason'))}), never averaged in"
+        )
+    for metric, why in as_dict(quality.get("unit_suspects")).items():
+        items.append(f"Unit looks wrong: {text(why)}; {metric} is not ranked as a bottleneck")
+    for metric, why in as_dict(quality.get("statistic_notes")).items():
+        items.append(f"Statistic for {metric}: {text(why)}")
+    for metric, why in as_dict(quality.get("unjudged_metrics")).items():
+        items.append(f"Measured, not judged: {metric} ({text(why)})")
     thin = as_dict(quality.get("too_few_for_trend"))
     if thin:
         items.append(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.reports.format import NONE
+from agent.reports.sections import Bullets, breach_cell, document, trend_cell
+
 
 def render_text(result: dict[str, Any]) -> str:
-    """One screen: status, every judged metric, the ranked bottlenecks, the recommendations."""
+    """One screen: status, every judged metric, the ranked bottlenecks, the recommendations,
+    and what was wrong with the data (the same words as the Markdown and HTML pages)."""
     lines = [
         f"task {result.get('task_id')} ({result.get('task_type')}): {result.get('status')}"
         f" in {result.get('duration_ms', 0):.1f} ms"
@@ -17,17 +21,34 @@ def render_text(result: dict[str, Any]) -> str:
     report = result.get("report") or {}
     performance: dict[str, Any] = report.get("performance", {})
     if performance:
-        lines.append(f"\nmetrics over {report.get('window')}:")
+        lines.append(f"\nmetrics over {report.get('window')} (measured from the samples):")
         lines.append(
             f"  {'metric':<24} {'current':>10} {'target':>9} {'unit':<6} {'stat':<5} "
-            f"{'miss':>6} {'trend':<9} {'n':>5}"
+            f"{'miss':>6} {'n':>5}  trend"
         )
         for name, perf in performance.items():
             mark = " " if perf["meeting_target"] else "!"
+            detail = perf.get("trend_detail") or {}
+            breach = breach_cell(detail)
+            due = f"; misses its target in {breach}" if breach != NONE else ""
             lines.append(
                 f"{mark} {name:<24} {perf['current']:>10.2f} {perf['target']:>9.2f} "
                 f"{perf['unit']:<6} {perf.get('statistic', ''):<5} {perf['miss_ratio']:>5.2f}x "
-                f"{perf['trend']:<9} {perf['samples']:>5}"
+                f"{perf['samples']:>5}  {trend_cell(perf)}{due}"
+            )
+            if perf.get("statistic_note"):
+                lines.append(f"    {perf.get('statistic')} because {perf['statistic_note']}")
+            for flag in perf.get("flags") or []:
+                lines.append(f"    FLAG: {flag} (not ranked as a bottleneck)")
+            if perf.get("rejected_samples"):
+                lines.append(f"    {perf['rejected_samples']} impossible samples left out")
+    measured: dict[str, Any] = report.get("measured", {})
+    if measured:
+        lines.append("\nmeasured, not judged (no target set):")
+        for name, m in measured.items():
+            lines.append(
+                f"  {name:<24} {m['current']:>10.2f} {m['unit']:<6} {m.get('statistic', ''):<5}"
+                f" {m['samples']:>5}  {trend_cell(m)}"
             )
     bottlenecks = report.get("bottlenecks", [])
     if bottlenecks:
@@ -45,4 +66,10 @@ def render_text(result: dict[str, Any]) -> str:
                 f"  {r['recommendation_id']} {r['type']:<12} {r['approach']} → "
                 f"{r['expected_improvement']}; effort {r['effort']}; risk {r['risk']}"
             )
+    quality = document(result).section("data_quality")
+    if quality is not None:
+        lines.append("\ndata quality:")
+        for block in quality.blocks:
+            if isinstance(block, Bullets):
+                lines.extend(f"  - {item}" for item in block.items)
     return "\n".join(lines)

@@ -198,6 +198,11 @@ DEFAULT_QUERIES: Mapping[str, str] = MappingProxyType(
         "cache_memory_limit_bytes": "sum(redis_memory_max_bytes)",
         "cache_evictions_total": "sum(redis_evicted_keys_total)",
         "cache_expired_total": "sum(redis_expired_keys_total)",
+        # % of the client connection pool in use (OTel db.client.connection.count/.max)
+        "db_pool_utilization": (
+            '100 * sum(db_client_connection_count{db_client_connection_state="used"}) '
+            "/ sum(db_client_connection_max)"
+        ),
     }
 )
 """Metric → PromQL giving it in the catalog's unit (ms, %, req/s, msg/s) or, for the

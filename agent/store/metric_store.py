@@ -463,9 +463,18 @@ def store_from_params(
     Numbers become bare numbers, ``[ts, value]`` pairs an unlabelled series; samples are
     grouped by (metric, labels) so each series is written once, vectorised. The source
     is ``params.source`` or ``inline``. A naive datetime raises ``InvalidParams``.
+
+    The store holds at least every sample the task sent for a series: the message's own
+    limits bound it already, and a task whose 5.8 days were cut to the newest 20 000
+    samples would be judged on 2.3 days while asking about a week.
     """
+    longest = max(
+        (len(v) for v in params.metrics.values() if not isinstance(v, int | float)), default=0
+    )
     store = MetricStore(
-        max_samples_per_series=max_samples_per_series, max_series=max_series, max_age_s=max_age_s
+        max_samples_per_series=max(max_samples_per_series, longest, len(params.samples)),
+        max_series=max_series,
+        max_age_s=max_age_s,
     )
     source = params.source or "inline"
     for name, value in params.metrics.items():

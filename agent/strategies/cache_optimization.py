@@ -18,7 +18,9 @@ def cache(data: DomainInput) -> dict[str, Any]:
     """Key classes, memory, evictions and expirations, and what limits the hit rate."""
     store, w, end = data.store, data.window_s, data.end
     judged = next((data.judged[m] for m in HIT_RATE_METRICS if m in data.judged), None)
-    target = judged.target if judged is not None else CATALOG["cache_hit_rate"].target
+    fallback = CATALOG["cache_hit_rate"].target
+    assert fallback is not None, "the catalog sets cache_hit_rate a target"
+    target = judged.target if judged is not None else fallback
     rates: dict[tuple[tuple[str, str], ...], Series] = {}
     for metric in HIT_RATE_METRICS:
         rates |= {k: s for k, s in store.select(metric, window_s=w, end=end).items() if k}

@@ -10,6 +10,7 @@ cause comes before its symptoms, and recommend from the playbook.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,19 +19,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from agent.analysis.bottlenecks import Finding, find_bottlenecks
-from agent.analysis.catalog import AUXILIARY, CATALOG, DERIVED_RATES
+from agent.analysis.bottlenecks import Finding, find_bottlenecks, fmt_duration
+from agent.analysis.catalog import AUXILIARY, CATALOG, DERIVED_RATES, resolve_target
 from agent.analysis.causes import CauseInput, caused_by, rank_causes
-from agent.analysis.changepoints import detect_change_points, find_outliers
-from agent.analysis.judge import Judgement, judge
+from agent.analysis.changepoints import MIN_CHANGE_SAMPLES, find_outliers
+from agent.analysis.judge import Judgement, Measurement, judge, measure
 from agent.analysis.patterns import request_patterns
-from agent.analysis.series import Series, bucketize, parse_window, summed_counter_rate
+from agent.analysis.series import Series, bucketize, p95, parse_window, summed_counter_rate
 from agent.analysis.slo import slo_status
-from agent.analysis.trend import MIN_SAMPLES
+from agent.analysis.trend import MIN_SAMPLES, control_false_discoveries
+from agent.analysis.validity import screen, unit_suspicion
 from agent.errors import InsufficientData
 from agent.learning.calibration import calibration_from
 from agent.learning.state import sinking
-from agent.planning.recommend import Calibration, prior, recommend, resolve_target
+from agent.planning.playbook import CONDITIONS
+from agent.planning.recommend import Calibration, prior, recommend
 from agent.store import MetricStore, store_from_params
 from agent.strategies.base import TaskContext
 from protocols.messages import (
@@ -38,6 +41,7 @@ from protocols.messages import (
     Bottleneck,
     CauseLink,
     ChangePoint,
+    MeasuredMetric,
     MetricSeries,
     Outlier,
     SloStatus,
@@ -81,13 +85,12 @@ SLO_KINDS: Mapping[str, Literal["availability", "error_rate"]] = {
 """Metrics also judged as SLOs (error budget and multi-window burn rates)."""
 CAUSE_EVIDENCE = 0.6
 """A link ranks a cause above its symptom (and takes the symptom's recommendations) only
-with evidence from the series themselves: the dependency table alone scores 0.4, an
-earlier breach adds 0.3, correlation up to 0.3. Weaker links are still listed in
-``root_causes`` with their score, as possibilities."""
+with evidence from the series themselves: the dependency table alone scores at most 0.2,
+a clearly earlier breach adds 0.5, correlation up to 0.3 (``analysis.causes``). Weaker
+links are still listed in ``root_causes`` with their score, as possibilities."""
 CAUSE_BUCKETS = 200
-"""Causes are weighed on per-bucket medians: onsets and correlation from at most 200 points."""
-MIN_CHANGE_SAMPLES = 20
-"""Below this many samples a change point or outlier search says nothing trustworthy."""
+"""Causes are weighed on per-bucket medians: onsets (located by the level shifts, refined
+to these) and correlation from at most 200 points."""
 RATE_BUCKETS = 120
 SERIES_POINTS = 60
 """A report's chart series: at most 60 bucket medians per metric, so results stay small."""
@@ -102,53 +105,106 @@ def summed_rate(counters: Mapping[Labels, Series], start: float, end: float) -> 
     return Series(ts=centres[seen], values=total[seen])
 
 
-def _metric_series(
-    store: MetricStore, name: str, window_s: float, end: float
-) -> tuple[Series, str] | None:
-    """A metric's samples in the window (all label sets merged), a scalar, or a derived rate."""
+@dataclass(frozen=True, slots=True)
+class MetricRead:
+    """One metric's samples for the window as read from the store, the impossible ones out."""
+
+    series: Series
+    statistic: str | None = None
+    """What the samples already are when not the catalog's statistic (``rate``, ``mean``)."""
+    statistic_note: str | None = None
+    rejected: int = 0
+    rejected_reason: str | None = None
+
+
+def _metric_series(store: MetricStore, name: str, window_s: float, end: float) -> MetricRead | None:
+    """A metric's samples in the window (all label sets merged), a scalar, or a derived rate.
+
+    Samples its unit makes impossible are left out and counted (``validity.screen``); a
+    metric left with none is read as having no data, its rejections still counted.
+    """
+    read: MetricRead | None = None
     if name in store.metrics():
         series = store.merged(name, window_s=window_s, end=end)
         if len(series):
-            return series, CATALOG[name].statistic
+            statistic, note = store.statistic_of(name) or (None, None)
+            read = MetricRead(series, statistic, note)
     counter = DERIVED_RATES.get(name)
-    if counter is not None and counter in store.metrics():
+    if read is None and counter is not None and counter in store.metrics():
         counters = store.select(counter, window_s=window_s, end=end)
         rate = summed_rate(counters, end - window_s, end)
         if len(rate):
-            return rate, "rate"
+            read = MetricRead(rate, "rate")
     scalar = store.scalar(name)
-    if scalar is not None:
-        return Series(ts=np.array([math.nan]), values=np.array([scalar]), scalar=True), "value"
-    return None
+    if read is None and scalar is not None:
+        one = Series(ts=np.array([math.nan]), values=np.array([scalar]), scalar=True)
+        read = MetricRead(one)
+    if read is None:
+        return None
+    screened = screen(CATALOG[name], read.series)
+    return dataclasses.replace(
+        read,
+        series=screened.series,
+        rejected=screened.rejected,
+        rejected_reason=screened.reason,
+    )
 
 
-def _judge_all(
-    ctx: TaskContext, store: MetricStore, window_s: float, end: float
-) -> tuple[dict[str, Judgement], dict[str, Series], dict[str, int]]:
-    judged: dict[str, Judgement] = {}
-    series_by_metric: dict[str, Series] = {}
-    counts: dict[str, int] = {}
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Every catalog metric with data: judged against a target, or only measured."""
+
+    judged: dict[str, Judgement] = field(default_factory=dict)
+    measured: dict[str, Measurement] = field(default_factory=dict)
+    series: dict[str, Series] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Metric → ``{"count": n, "reason": …}`` of the impossible samples left out."""
+
+
+def _judge_all(ctx: TaskContext, store: MetricStore, window_s: float, end: float) -> Judged:
+    """Judge (or measure) every metric with data, then decide all trends together.
+
+    Trends are re-decided on their Benjamini–Hochberg q across the report
+    (``control_false_discoveries``): twenty tests at p < 0.05 would otherwise put a
+    false trend in most healthy reports.
+    """
+    out = Judged()
     for name, spec in CATALOG.items():
-        found = _metric_series(store, name, window_s, end)
-        if found is None:
+        read = _metric_series(store, name, window_s, end)
+        if read is None:
             continue
-        series, statistic = found
-        counts[name] = len(series)
+        if read.rejected:
+            out.rejected[name] = {"count": read.rejected, "reason": read.rejected_reason}
+        series = read.series
+        if len(series) == 0:
+            continue
+        out.counts[name] = len(series)
+        out.series[name] = series
         target, source = resolve_target(spec, *targets_of(ctx))
-        j = judge(spec, series, target=target, target_source=source)
-        if statistic == "rate":
-            j = Judgement(
-                spec=j.spec,
-                current=j.current,
-                statistic="rate",
-                target=j.target,
-                target_source=j.target_source,
-                ratio=j.ratio,
-                trend=j.trend,
-            )
-        judged[name] = j
-        series_by_metric[name] = series
-    return judged, series_by_metric, counts
+        if target is None:
+            out.measured[name] = measure(spec, series, statistic=read.statistic)
+            continue
+        suspicion = unit_suspicion(spec, series, target)
+        j = judge(
+            spec,
+            series,
+            target=target,
+            target_source=source,
+            statistic=read.statistic,
+            flags=(suspicion,) if suspicion else (),
+        )
+        out.judged[name] = dataclasses.replace(
+            j, statistic_note=read.statistic_note, rejected=read.rejected
+        )
+    trends = {name: j.trend for name, j in out.judged.items()}
+    trends |= {name: m.trend for name, m in out.measured.items()}
+    decided = control_false_discoveries(trends)
+    for name, j in out.judged.items():
+        out.judged[name] = dataclasses.replace(j, trend=decided[name])
+    for name, m in out.measured.items():
+        out.measured[name] = dataclasses.replace(m, trend=decided[name])
+    return out
 
 
 def _ranked(findings: list[Finding], links: list[CauseLink], breached: set[str]) -> list[Finding]:
@@ -181,7 +237,11 @@ class Assessment:
     end: float
     store: MetricStore
     judged: Mapping[str, Judgement]
+    measured: Mapping[str, Measurement]
+    """Metrics with data but no target (a throughput nobody set one for): no verdict."""
     counts: Mapping[str, int]
+    rejected: Mapping[str, dict[str, Any]]
+    """Impossible samples left out, per metric (count and reason)."""
     findings: list[Finding]
     """Bottlenecks, most urgent first, a cause always before its symptoms."""
     symptoms: frozenset[str]
@@ -215,6 +275,19 @@ def report_series(a: Assessment) -> dict[str, MetricSeries]:
     return out
 
 
+def signals_of(a: Assessment) -> dict[str, bool | None]:
+    """Each playbook condition: seen (True), measured and absent (False), or not measured.
+
+    A condition is seen when its series' p95 over the window reaches ``seen_at``: pool
+    pressure that shows at the busy end of the window is pressure.
+    """
+    out: dict[str, bool | None] = {}
+    for key, condition in CONDITIONS.items():
+        series = a.store.merged(condition.metric, window_s=a.window_s, end=a.end)
+        out[key] = None if len(series) == 0 else p95(series.values) >= condition.seen_at
+    return out
+
+
 def calibration_of(ctx: TaskContext) -> Calibration:
     """The playbook's priors blended with what was verified (the priors alone before that)."""
     return calibration_from(ctx.learning.summaries) if ctx.learning is not None else prior
@@ -242,22 +315,25 @@ def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
     newest = store.newest_ts()
     end = newest if newest is not None else 0.0
 
-    judged, series_by_metric, counts = _judge_all(ctx, store, window_s, end)
-    if not any(name in judged for name in scope.primary):
+    j = _judge_all(ctx, store, window_s, end)
+    judged, series_by_metric, counts = j.judged, j.series, j.counts
+    if not any(name in judged or name in j.measured for name in scope.primary):
         raise InsufficientData(
             f"no samples for any {scope.task_type} metric ({', '.join(scope.primary)}) "
             f"in the last {window_text}",
             counts={**counts, **{name: counts.get(name, 0) for name in scope.metrics}},
         )
 
-    change_points: dict[str, list[ChangePoint]] = {}
+    change_points = {
+        name: list(jd.change_points) for name, jd in judged.items() if jd.change_points
+    }
+    change_points |= {
+        name: list(m.change_points) for name, m in j.measured.items() if m.change_points
+    }
     outliers: dict[str, list[Outlier]] = {}
     for name, series in series_by_metric.items():
         if len(series) < MIN_CHANGE_SAMPLES or series.scalar:
             continue
-        found = detect_change_points(series, CATALOG[name].direction)
-        if found:
-            change_points[name] = found
         spikes = find_outliers(series)
         if spikes:
             outliers[name] = spikes
@@ -270,20 +346,24 @@ def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
             if status is not None:
                 slo[name] = status
 
-    breached = {name for name, j in judged.items() if not j.meets_target}
+    # A metric whose unit looks wrong is shown, flagged, and kept out of every ranking.
+    trusted = {name: jd for name, jd in judged.items() if not jd.flags}
+    breached = {name for name, jd in trusted.items() if not jd.meets_target}
     links = rank_causes(
         {
             name: CauseInput(
                 spec=CATALOG[name],
                 series=bucketize(series_by_metric[name], CAUSE_BUCKETS),
-                target=j.target,
+                target=jd.target,
                 breached=name in breached,
+                shifts=jd.change_points,
+                raw=series_by_metric[name],
             )
-            for name, j in judged.items()
+            for name, jd in trusted.items()
         }
     )
     evidenced = [link for link in links if link.score >= CAUSE_EVIDENCE]
-    findings = _ranked(find_bottlenecks(judged.values()), evidenced, breached)
+    findings = _ranked(find_bottlenecks(trusted.values()), evidenced, breached)
     symptoms = frozenset(
         f.metric for f in findings if any(c in breached for c in caused_by(evidenced, f.metric))
     )
@@ -293,7 +373,9 @@ def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
         end=end,
         store=store,
         judged=judged,
+        measured=j.measured,
         counts=counts,
+        rejected=j.rejected,
         findings=findings,
         symptoms=symptoms,
         links=links,
@@ -305,23 +387,68 @@ def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
     )
 
 
+HISTORY_SHORTFALL = 0.9
+"""A metric judged over less than this share of its window gets a sentence saying so."""
+
+
+def _history(a: Assessment) -> dict[str, Any]:
+    """How much of the window each metric's samples actually cover, and why less.
+
+    A live store holds a bounded number of samples per series; a week asked of a store
+    that keeps 2.3 days is judged over 2.3 days, and the report must say so in words.
+    """
+    spans = {
+        name: float(s.ts[-1] - s.ts[0])
+        for name, s in a.series.items()
+        if not s.scalar and len(s) > 1
+    }
+    short = {name: span for name, span in spans.items() if span < HISTORY_SHORTFALL * a.window_s}
+    out: dict[str, Any] = {"window_s": a.window_s}
+    if not short:
+        return out
+    stats = a.store.stats()
+    dropped = int(stats.get("dropped_full", 0)) + int(stats.get("pruned_old", 0))
+    why = (
+        f"the store kept at most {a.store.max_samples_per_series:,} samples per series and "
+        f"dropped {dropped:,} older ones"
+        if dropped
+        else "no older samples were given"
+    )
+    shortest = min(short.values())
+    out["short_metrics"] = {name: round(span, 1) for name, span in sorted(short.items())}
+    out["note"] = (
+        f"{len(short)} metric(s) judged over less than the {fmt_duration(a.window_s)} asked for "
+        f"(the shortest over {fmt_duration(shortest)}): {why}"
+    )
+    return out
+
+
 def data_quality(ctx: TaskContext, scope: DomainScope, a: Assessment) -> dict[str, Any]:
-    """What the analysis could not use, and why: unknown names, missing metrics, thin data."""
+    """What the analysis could not use, and why: unknown names, missing metrics, thin data,
+    impossible samples, units that look wrong, statistics that stood in for others."""
     store, judged = a.store, a.judged
     newest = store.newest_ts()
+    known = {*judged, *a.measured}
     return {
         "samples": dict(a.counts),
         "window_end": datetime.fromtimestamp(a.end, UTC).isoformat()
         if newest is not None
         else None,
+        "history": _history(a),
+        "rejected_samples": {name: dict(r) for name, r in sorted(a.rejected.items())},
+        "unit_suspects": {name: j.flags[0] for name, j in sorted(judged.items()) if j.flags},
+        "statistic_notes": {
+            name: j.statistic_note for name, j in sorted(judged.items()) if j.statistic_note
+        },
+        "unjudged_metrics": dict.fromkeys(sorted(a.measured), UNJUDGED_REASON),
         "unknown_metrics": sorted(
             m
             for m in {*store.metrics(), *store.scalar_metrics()}
             if m not in CATALOG and m not in AUXILIARY
         ),
         "auxiliary_metrics": sorted(m for m in store.metrics() if m in AUXILIARY),
-        "out_of_scope_metrics": sorted(name for name in judged if name not in scope.metrics),
-        "missing_metrics": [name for name in scope.metrics if name not in judged],
+        "out_of_scope_metrics": sorted(name for name in known if name not in scope.metrics),
+        "missing_metrics": [name for name in scope.metrics if name not in known],
         "too_few_for_trend": {
             name: j.samples for name, j in judged.items() if j.trend.trend == "unknown"
         },
@@ -336,6 +463,17 @@ def data_quality(ctx: TaskContext, scope: DomainScope, a: Assessment) -> dict[st
             if any(f.metric == metric for f in a.findings)
         ],
     }
+
+
+UNJUDGED_REASON = (
+    "no target set: a throughput is judged only against a target you configure "
+    "(task, directive or settings); capacity planning reads it as demand"
+)
+
+
+def measured_of(a: Assessment) -> dict[str, MeasuredMetric]:
+    """The report's ``measured``: metrics with data and no target, with why."""
+    return {name: m.to_measured(UNJUDGED_REASON) for name, m in a.measured.items()}
 
 
 def bottlenecks_of(a: Assessment) -> list[Bottleneck]:
@@ -359,6 +497,7 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
             symptoms=a.symptoms,
             calibrate=calibration_of(ctx),
             sinking=sinking_of(ctx),
+            signals=signals_of(a),
         ),
         data_quality=data_quality(ctx, scope, a),
         change_points=a.change_points,
@@ -369,6 +508,7 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
         findings={name: extra(extras) for name, extra in scope.extras.items()},
         directive_id=ctx.directive.directive_id if ctx.directive is not None else None,
         series=report_series(a),
+        measured=measured_of(a),
     )
 
 

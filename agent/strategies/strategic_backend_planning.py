@@ -40,7 +40,9 @@ from agent.strategies.domain import (
     bottlenecks_of,
     calibration_of,
     data_quality,
+    measured_of,
     report_series,
+    signals_of,
     sinking_of,
 )
 from protocols.messages import (
@@ -123,6 +125,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
     weights, weights_source = weights_for(ctx)
     findings = [f for f in a.findings if f.metric not in a.symptoms]
     sunk = sinking_of(ctx)
+    signals = signals_of(a)
     items = prioritize(
         ctx.task_id,
         a.findings,
@@ -130,6 +133,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         symptoms=a.symptoms,
         calibrate=calibration_of(ctx),
         sinking=sunk,
+        signals=signals,
     )
     roi = infrastructure_roi(items, findings, weights=weights)
     triggers = {**SCALING_TRIGGERS, **ctx.scaling_triggers}
@@ -139,6 +143,10 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         window_s=a.window_s,
         triggers=triggers,
         plan_gain_pct=float(roi["estimated_total_performance_gain_pct"]),
+        trends={
+            **{name: m.trend for name, m in a.measured.items()},
+            **{name: j.trend for name, j in a.judged.items()},
+        },
     )
     skipped: list[dict[str, Any]] = [
         {"metric": m, "reason": "a symptom of another item's target: fixing the cause fixes it"}
@@ -146,7 +154,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
     ]
     skipped += [
         {"approach": s.approach_key, "metric": s.metric, "reason": s.reason}
-        for s in sunk_candidates(a.findings, sunk, symptoms=a.symptoms)
+        for s in sunk_candidates(a.findings, sunk, symptoms=a.symptoms, signals=signals)
     ]
     quality = data_quality(ctx, DOMAIN, a)
     quality["business_weights"] = {
@@ -181,4 +189,5 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         data_quality=quality,
         learning_report=effectiveness(ctx.learning) if ctx.learning is not None else {},
         series=report_series(a),
+        measured=measured_of(a),
     )
