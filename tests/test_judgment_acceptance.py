@@ -7,6 +7,7 @@ acceptance rule of the judgment and runs the real strategies on that data, in pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -18,8 +19,8 @@ import pytest
 from agent.reports.html import render_html
 from agent.reports.markdown import render_markdown
 from agent.reports.text import render_text
-from agent.strategies import ROUTES
 from agent.store import MetricStore
+from agent.strategies import ROUTES
 from agent.strategies.base import TaskContext
 from protocols import TaskParams, TaskResult, TaskType
 from protocols import encode as encode_message
@@ -182,3 +183,44 @@ def test_long_inline_history_is_judged_whole_and_a_short_store_says_how_much() -
     pages = rendered(Scenario("short", "short", "strategic_backend_planning", {}, {}), short)
     for fmt, page in pages.items():
         assert "dropped 32,408 older ones" in page, fmt
+
+
+def test_a_mean_standing_in_for_a_p95_is_named_and_explained_in_every_format() -> None:
+    # what the Prometheus source stores for a saturated histogram (tests/test_source_prometheus)
+    reason = (
+        "every observation of db_client_operation_duration_seconds in the window fell in one "
+        "bucket (0–5 s): its p95 would follow from that bucket's bounds (4 750 ms), not from "
+        "the data, so the mean from _sum/_count is judged"
+    )
+    ts = END - 15.0 * np.arange(240)[::-1]
+    store = MetricStore()
+    store.add_many("database_query_time", ts, 0.85 + 0.05 * np.sin(ts / 600.0))
+    store.add_many("api_response_time", ts, 40.0 + 2.0 * np.cos(ts / 900.0))
+    store.set_statistic("database_query_time", "mean", reason)
+    ctx = TaskContext(
+        task_id="saturated",
+        task_type=TaskType.API_OPTIMIZATION,
+        now=datetime.fromtimestamp(END, UTC),
+        params=TaskParams(window="1h"),
+        store=store,
+    )
+    report = msgspec.to_builtins(ROUTES[TaskType.API_OPTIMIZATION](ctx))
+    db = report["performance"]["database_query_time"]
+    assert (db["statistic"], db["statistic_note"]) == ("mean", reason)
+    assert db["current"] == pytest.approx(0.85, abs=0.06)
+    assert report["bottlenecks"] == []
+    assert report["data_quality"]["statistic_notes"] == {"database_query_time": reason}
+    pages = rendered(Scenario("saturated", "s", "api_optimization", {}, {}), report)
+    for fmt, page in pages.items():
+        assert "mean from _sum/_count" in page, fmt
+
+    # a database really slow on the mean is a bottleneck, named as a mean with the reason
+    slow = MetricStore()
+    slow.add_many("database_query_time", ts, 358.0 + 20.0 * np.sin(ts / 600.0))
+    slow.add_many("api_response_time", ts, 40.0 + 2.0 * np.cos(ts / 900.0))
+    slow.set_statistic("database_query_time", "mean", reason)
+    slow_ctx = dataclasses.replace(ctx, store=slow)
+    slow_report = msgspec.to_builtins(ROUTES[TaskType.API_OPTIMIZATION](slow_ctx))
+    [bottleneck] = slow_report["bottlenecks"]
+    assert bottleneck["evidence"].startswith("mean database_query_time 35")
+    assert "; mean because every observation" in bottleneck["evidence"]
