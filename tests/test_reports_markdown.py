@@ -283,7 +283,10 @@ def test_planning_markdown_capacity_projection(planning: dict[str, Any]) -> None
     expected = [t for t in triggers.values() if t["status"] == "expected"]
     assert expected, "memory grows 3 points a day towards its 80 % trigger"
     when = datetime.fromisoformat(expected[0]["expected_at"]).strftime("%Y-%m-%d %H:%M")
-    assert when in table_rows(capacity, expected[0]["metric"])[0][5]
+    row = table_rows(capacity, expected[0]["metric"])[0]
+    assert when in row[5]
+    low, _high = expected[0]["days_from_now_range"]
+    assert f"({low:.3g}–" in row[6]  # the date's range from the slope's interval
 
 
 def test_planning_markdown_learning_report(planning: dict[str, Any]) -> None:

@@ -758,7 +758,7 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
                         text(t.get("status")),
                         signed(t.get("slope_per_day")),
                         when(t.get("expected_at")),
-                        num(t.get("days_from_now"), 4),
+                        _days_cell(t),
                         text(t.get("reason")),
                     )
                     for t in triggers
@@ -772,6 +772,16 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
             )
         )
     return Section("capacity", "Capacity projection", tuple(blocks))
+
+
+def _days_cell(trigger: Mapping[str, Any]) -> str:
+    """``9.01 (7.2–13)``: days to a crossing with the range from the slope's interval."""
+    days = num(trigger.get("days_from_now"), 4)
+    span = as_list(trigger.get("days_from_now_range"))
+    if days == NONE or len(span) != 2 or span[0] is None:
+        return days
+    latest = num(span[1], 3) if span[1] is not None else "never"
+    return f"{days} ({num(span[0], 3)}–{latest})"
 
 
 LEARNING_FIGURES = (
