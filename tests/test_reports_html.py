@@ -103,12 +103,13 @@ def assert_offline(page: str) -> _Sources:
 def metric_traces(report: dict[str, Any]) -> tuple[int, int]:
     """(panels, traces) the metric chart should have: series, target, trend where known."""
     panels = traces = 0
-    for name, perf in report["performance"].items():
+    drawn = {**report.get("measured", {}), **report["performance"]}
+    for name, perf in drawn.items():
         if len(report["series"].get(name, {}).get("values", [])) < 2:
             continue
         panels += 1
         known = perf["trend"] != "unknown" and perf["trend_detail"]["slope_per_hour"] is not None
-        traces += 2 + known
+        traces += 1 + ("target" in perf) + known  # measured metrics have no target line
     return panels, traces
 
 

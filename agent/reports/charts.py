@@ -129,8 +129,14 @@ class _Panel:
 
 
 def _panels(report: Mapping[str, Any]) -> tuple[list[_Panel], list[str]]:
-    """Metrics with a drawable series (≥ 2 finite points), and the judged ones without."""
-    performance = as_dict(report.get("performance"))
+    """Metrics with a drawable series (≥ 2 finite points), and the judged ones without.
+
+    Metrics measured but not judged (no target set) are drawn too, without a target line.
+    """
+    performance = {
+        **{k: as_dict(v) for k, v in as_dict(report.get("measured")).items()},
+        **as_dict(report.get("performance")),
+    }
     series = as_dict(report.get("series"))
     panels: list[_Panel] = []
     without: list[str] = []
@@ -161,6 +167,8 @@ def _panel_title(p: _Panel) -> str:
     head = (
         f"{_t(p.name)}: {_t(perf.get('statistic', 'value'))} {num(perf.get('current'), 4)} {unit}"
     )
+    if perf.get("target") is None:
+        return f"{head} (measured, no target set)"
     head += f" vs target {num(perf.get('target'), 4)}"
     if perf.get("meeting_target") is False:
         return f"<b>⚠ {head} — misses it ({num(perf.get('miss_ratio'), 3)}×)</b>"
