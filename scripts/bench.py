@@ -248,7 +248,9 @@ def planning_params(points: int, seed: int = 7) -> TaskParams:
     ts = time.time() - 300.0 * np.arange(points)[::-1]
     metrics: dict[str, Any] = {}
     for spec in CATALOG.values():
-        base = spec.target * (1.2 if spec.direction == "lower_is_better" else 0.98)
+        # a throughput has no catalog target: a typical level stands in for one
+        level = spec.target if spec.target is not None else 300.0
+        base = level * (1.2 if spec.direction == "lower_is_better" else 0.98)
         values = base * (1 + 0.05 * rng.standard_normal(points)) + np.linspace(
             0, 0.1 * base, points
         )

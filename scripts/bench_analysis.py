@@ -38,7 +38,9 @@ def build(step_s: float, endpoints: int, seed: int = 0) -> tuple[MetricStore, li
     store = MetricStore(max_samples_per_series=n, max_series=100_000, max_age_s=2 * 86_400)
     arrays: list[np.ndarray] = []
     for spec in CATALOG.values():
-        base = spec.target * (1.1 if spec.direction == "lower_is_better" else 0.999)
+        # a throughput has no catalog target: a typical level stands in for one
+        level = spec.target if spec.target is not None else 300.0
+        base = level * (1.1 if spec.direction == "lower_is_better" else 0.999)
         values = base * (1 + 0.05 * rng.standard_normal(n)) + np.linspace(0, base * 0.05, n)
         if spec.unit == "%":
             values = np.clip(values, 0, 100)

@@ -324,14 +324,15 @@ def _bic(sse: float, m: int, k: int) -> float:
     return m * math.log(max(sse, 1e-300) / m) + k * math.log(m)
 
 
-def explaining_shift(series: Series, change_points: Sequence[ChangePoint]) -> ChangePoint | None:
+def explaining_shift(points: Series, change_points: Sequence[ChangePoint]) -> ChangePoint | None:
     """The level shift that explains the window better than a straight line, if one does.
 
     Candidates are the dominant change points (a shift at least half the largest one: a
     ramp after a step is cut by PELT into a staircase whose small treads are not steps);
     more than ``MAX_STEPS_FOR_SHIFT`` of them is a cycle or volatility, not a step. Each
     candidate is fitted on the bucket medians as a level before it and a line after it
-    (4 parameters); the best of them is kept when it beats one line (2) by BIC.
+    (4 parameters); the best of them is kept when it beats one line (2) by BIC. ``points``
+    are the window's bucket medians (``bucketize``), as the trend uses them.
     """
     if not change_points:
         return None
@@ -339,7 +340,6 @@ def explaining_shift(series: Series, change_points: Sequence[ChangePoint]) -> Ch
     dominant = [c for c in change_points if abs(c.shift) >= 0.5 * largest]
     if len(dominant) > MAX_STEPS_FOR_SHIFT:
         return None
-    points = bucketize(series)
     m = len(points)
     scale = float(np.max(np.abs(points.values)))
     if m < 8 or scale == 0.0 or not math.isfinite(scale):
@@ -386,7 +386,8 @@ def assess_trend(
         return base
     if bool(series.ts[-1] == series.ts[0]):  # sorted: first == last means one instant
         return base
-    shift = explaining_shift(series, change_points)
+    whole = bucketize(series, MAX_BUCKETS)
+    shift = explaining_shift(whole, change_points) if change_points else None
     segment = series
     if shift is not None:
         keep = series.ts >= shift.at.timestamp()
@@ -404,7 +405,7 @@ def assess_trend(
             f"{MIN_SLOPE_SPAN_S / 60.0:g} min"
         )
         return dataclasses.replace(base, note=why)
-    points = bucketize(segment, MAX_BUCKETS)
+    points = whole if shift is None else bucketize(segment, MAX_BUCKETS)
     m = len(points)
     base = dataclasses.replace(base, points=m, bucketed=points is not segment)
     if bool(np.all(points.values == points.values[0])):
