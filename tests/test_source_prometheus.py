@@ -14,7 +14,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import httpx
 import numpy as np
 import pytest
 from nats.aio.client import Client
+from prometheus_client import Histogram as ClientHistogram
 
 from agent.analysis.catalog import AUXILIARY, CATALOG
 from agent.config import Settings
@@ -31,13 +32,15 @@ from agent.runtime.embedded import free_port
 from agent.runtime.node import AgentNode
 from agent.sources.prometheus import (
     DEFAULT_QUERIES,
-    P95_HISTOGRAMS,
+    OVERRIDE,
     PROMETHEUS_MAX_POINTS,
     RATE_INTERVAL,
+    Histogram,
     PrometheusSource,
     PrometheusUnavailable,
     bucket_spread,
     merged_queries,
+    override,
     parse_buckets,
     parse_matrix,
     saturation_reason,
@@ -52,8 +55,8 @@ from tests.prometheus_fixture import (
     REGION,
     TRUTH,
     Exporter,
-    HistogramExporter,
     PrometheusServer,
+    _Served,
     prometheus_binary,
 )
 from tests.test_node_e2e import rpc
@@ -61,39 +64,97 @@ from tests.test_node_e2e import rpc
 # --- the query table -----------------------------------------------------------------
 
 
-def test_every_catalog_metric_and_auxiliary_counter_has_a_default_query() -> None:
+def test_every_catalog_metric_and_auxiliary_counter_has_a_default_chain() -> None:
     assert set(CATALOG) <= set(DEFAULT_QUERIES)
     # http_request_rate is the gauge alternative to the http_requests_total counter
     assert set(AUXILIARY) - {"http_request_rate"} <= set(DEFAULT_QUERIES)
-    for metric in CATALOG:
-        spec = CATALOG[metric]
-        if spec.unit == "ms" and spec.statistic == "p95":
-            assert DEFAULT_QUERIES[metric].startswith("1000 * histogram_quantile(0.95,"), metric
+    for metric, chain in DEFAULT_QUERIES.items():
+        assert chain, metric
+        names = [a.name for a in chain]
+        assert len(set(names)) == len(names), metric  # a report names one alternative
+        for alternative in chain:
+            assert alternative.needs, (metric, alternative.name)
+            assert alternative.series, (metric, alternative.name)
+            assert alternative.statistic is not None, (metric, alternative.name)
+            if (alternative.probe is None) != (alternative.probe_note is None):
+                raise AssertionError(f"{metric} {alternative.name}: a probe needs its note")
 
 
-def test_config_queries_win_and_an_empty_one_switches_a_default_off() -> None:
+def test_a_catalog_p95_is_a_checked_quantile_or_a_mean_that_says_why() -> None:
+    for metric, spec in CATALOG.items():
+        if spec.statistic != "p95":
+            continue
+        for alternative in DEFAULT_QUERIES[metric]:
+            if alternative.statistic == "p95":
+                assert alternative.histogram is not None, (metric, alternative.name)
+                assert alternative.query.startswith(
+                    ("1000 * histogram_quantile(0.95,", "histogram_quantile(0.95,")
+                ), metric
+            else:  # an exporter's mean per call names itself to the store
+                assert alternative.statistic == "mean", (metric, alternative.name)
+                assert alternative.note, (metric, alternative.name)
+    # a per-endpoint quantile is not one pooled histogram: not checked
+    assert all(a.histogram is None for a in DEFAULT_QUERIES["api_response_time_by_endpoint"])
+
+
+def test_the_chains_follow_stock_instrumentation() -> None:
+    def names(metric: str) -> list[str]:
+        return [a.name for a in DEFAULT_QUERIES[metric]]
+
+    for metric in ("api_response_time", "api_availability", "api_throughput", "error_rate"):
+        assert names(metric) == ["otel_http_stable", "otel_http_old_ms"]
+    assert names("database_query_time") == [
+        "otel_db_stable",
+        "otel_db_old_label",
+        "postgres_exporter_stat_statements",
+        "postgres_exporter_queries_yaml",
+        "mysqld_exporter_perf_schema",
+    ]
+    assert names("db_pool_utilization") == [
+        "otel_db_pool_stable",
+        "postgres_exporter_connections",
+        "mysqld_exporter_connections",
+    ]
+    stable, old = DEFAULT_QUERIES["api_response_time"]
+    assert stable.histogram == Histogram("http_server_request_duration_seconds")
+    assert old.histogram == Histogram("http_server_duration_milliseconds", unit="ms")
+    assert old.query.startswith("histogram_quantile(0.95,")  # already ms
+    # the old convention's labels: http_target (the route template), http_status_code
+    assert 'http_status_code=~"5.."' in DEFAULT_QUERIES["error_rate"][1].query
+    assert '"http_target"' in DEFAULT_QUERIES["http_requests_total"][1].query
+    assert '"http_route"' in DEFAULT_QUERIES["api_response_time_by_endpoint"][0].query
+    # database calls only: a Redis call in the same histogram is not a query
+    db_stable, db_old = DEFAULT_QUERIES["database_query_time"][:2]
+    assert db_stable.histogram is not None
+    assert db_old.histogram is not None
+    assert db_stable.histogram.matchers == 'db_system_name=~"postgresql|mysql|mariadb"'
+    assert db_old.histogram.matchers == 'db_system=~"postgresql|mysql|mariadb"'
+
+
+def test_docs_instrumentation_lists_every_chain_as_the_code_has_it() -> None:
+    """docs/instrumentation.md's tables name every metric's alternatives in order."""
+    doc = (Path(__file__).parent.parent / "docs" / "instrumentation.md").read_text()
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) >= 2:
+            rows[cells[0].strip("`")] = cells[1]
+    for metric in [*CATALOG, *AUXILIARY]:
+        chain = DEFAULT_QUERIES.get(metric, ())
+        listed = " → ".join(f"`{a.name}` ({a.statistic})" for a in chain) or "—"
+        assert rows.get(metric) == listed, metric
+
+
+def test_config_queries_replace_the_chain_and_an_empty_one_switches_a_default_off() -> None:
     queries = merged_queries({"cpu_utilization": "avg(my_cpu)", "ai_processing_efficiency": ""})
-    assert queries["cpu_utilization"] == "avg(my_cpu)"
+    assert queries["cpu_utilization"] == (override("avg(my_cpu)"),)
+    (mine,) = queries["cpu_utilization"]
+    assert (mine.name, mine.statistic, mine.histogram) == (OVERRIDE, None, None)
     assert "ai_processing_efficiency" not in queries
     assert queries["api_response_time"] == DEFAULT_QUERIES["api_response_time"]
-
-
-def test_the_checked_p95_metrics_are_derived_from_the_default_queries() -> None:
-    assert P95_HISTOGRAMS["database_query_time"] == "db_client_operation_duration_seconds"
-    assert P95_HISTOGRAMS["api_response_time"] == "http_server_request_duration_seconds"
-    for metric, spec in CATALOG.items():
-        if spec.unit == "ms" and spec.statistic == "p95":
-            assert metric in P95_HISTOGRAMS, metric
-    # a per-endpoint quantile is not one pooled histogram: not checked
-    assert "api_response_time_by_endpoint" not in P95_HISTOGRAMS
-    assert "api_throughput" not in P95_HISTOGRAMS
-    # only a metric whose query is still the default is checked
-    db = DEFAULT_QUERIES["database_query_time"].replace("0.95", "0.99")
-    src = PrometheusSource(
-        "http://x", queries=merged_queries({"database_query_time": db}), timeout_s=1, retries=0
-    )
-    assert "database_query_time" not in src.checked
-    assert src.checked["api_response_time"] == "http_server_request_duration_seconds"
+    # a bare string given to the source is an operator's query too
+    src = PrometheusSource("http://x", queries={"cpu_utilization": "q"}, timeout_s=1, retries=0)
+    assert src.queries["cpu_utilization"] == (override("q"),)
 
 
 def cumulative(le: Sequence[float], per_bucket: Sequence[float]) -> list[tuple[float, float]]:
@@ -390,7 +451,7 @@ SPREAD = bucket_vector(BUCKETS, [10, 20, 40, 20, 10, *[0] * (len(BUCKETS) - 4)])
 def db_source(
     check: Callable[[], httpx.Response], mean: Callable[[], httpx.Response] | None = None
 ) -> tuple[Any, list[tuple[str, str]]]:
-    """A source with only ``database_query_time`` (its default query) over canned answers:
+    """A source with only ``database_query_time``'s first alternative over canned answers:
     the quantile 4 750, the mean 0.9 (or ``mean()``), the buckets ``check()``."""
     seen: list[tuple[str, str]] = []
 
@@ -404,8 +465,12 @@ def db_source(
             return httpx.Response(200, json=constant_matrix(4750))
         return mean() if mean else httpx.Response(200, json=constant_matrix(0.9))
 
-    queries = {"database_query_time": DEFAULT_QUERIES["database_query_time"]}
+    queries = {"database_query_time": DEFAULT_QUERIES["database_query_time"][:1]}
     return source_over(handler, queries=queries, retries=1), seen
+
+
+DB_MATCHERS = '{db_system_name=~"postgresql|mysql|mariadb"}'
+"""What restricts OTel's database histogram to relational databases."""
 
 
 async def test_a_saturated_histogram_stores_its_mean_and_says_why() -> None:
@@ -413,26 +478,29 @@ async def test_a_saturated_histogram_stores_its_mean_and_says_why() -> None:
     store = MetricStore()
     report = await src.fetch(store, start=1000, end=1060)
     mean_query = (
-        "1000 * sum(rate(db_client_operation_duration_seconds_sum[60s])) / "
-        "sum(rate(db_client_operation_duration_seconds_count[60s]))"
+        f"1000 * sum(rate(db_client_operation_duration_seconds_sum{DB_MATCHERS}[60s])) / "
+        f"sum(rate(db_client_operation_duration_seconds_count{DB_MATCHERS}[60s]))"
     )
-    checked = "sum by (le) (increase(db_client_operation_duration_seconds_bucket[60s]))"
+    checked = (
+        f"sum by (le) (increase(db_client_operation_duration_seconds_bucket{DB_MATCHERS}[60s]))"
+    )
     assert sorted(seen) == sorted(
         [
             (
                 "/api/v1/query_range",
-                DEFAULT_QUERIES["database_query_time"].replace(RATE_INTERVAL, "60s"),
+                DEFAULT_QUERIES["database_query_time"][0].query.replace(RATE_INTERVAL, "60s"),
             ),
             ("/api/v1/query", checked),
             ("/api/v1/query_range", mean_query),
         ]
     )
     got = report.metrics["database_query_time"]
-    assert (got.status, got.statistic, got.query, got.checked_query) == (
+    assert (got.status, got.statistic, got.query, got.checked_query, got.alternative) == (
         "ok",
         "mean",
         mean_query,
         checked,
+        "otel_db_stable",
     )
     assert got.fallback is not None
     assert "one bucket (0–5 s)" in got.fallback
@@ -525,12 +593,277 @@ async def test_an_overridden_p95_is_not_checked() -> None:
         seen.append(request.url.path)
         return httpx.Response(200, json=constant_matrix(4750))
 
-    db = DEFAULT_QUERIES["database_query_time"].replace("0.95", "0.99")
-    src = source_over(handler, queries={"database_query_time": db})
-    report = await src.fetch(MetricStore(), start=1000, end=1060)
+    db = DEFAULT_QUERIES["database_query_time"][0].query.replace("0.95", "0.99")
+    src = source_over(handler, queries=merged_queries({"database_query_time": db}))
+    report = await src.fetch(MetricStore(), start=1000, end=1060, metrics=["database_query_time"])
     got = report.metrics["database_query_time"]
     assert seen == ["/api/v1/query_range"]
     assert (got.statistic, got.checked_query, got.fallback) == (None, None, None)
+    assert got.alternative == OVERRIDE
+
+
+# --- chains of alternatives ------------------------------------------------------------
+
+EMPTY_MATRIX: dict[str, Any] = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+EMPTY_VECTOR: dict[str, Any] = {"status": "success", "data": {"resultType": "vector", "result": []}}
+NAN_MATRIX: dict[str, Any] = {
+    "status": "success",
+    "data": {"resultType": "matrix", "result": [{"values": [[1000, "NaN"], [1015, "NaN"]]}]},
+}
+ONE: dict[str, Any] = {
+    "status": "success",
+    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1060, "1"]}]},
+}
+
+
+def scripted(
+    answers: Mapping[str, dict[str, Any] | Callable[[], httpx.Response]],
+    queries: Mapping[str, Any],
+    **kwargs: Any,
+) -> tuple[Any, list[tuple[str, str]]]:
+    """A source over canned answers: a query gets the answer of the first key it contains
+    (a dict is a 200 body); a range query no key matches is empty, an instant one too."""
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.content.decode()))["query"]
+        seen.append((request.url.path, query))
+        for key, answer in answers.items():
+            if key in query:
+                return httpx.Response(200, json=answer) if isinstance(answer, dict) else answer()
+        instant = request.url.path == "/api/v1/query"
+        return httpx.Response(200, json=EMPTY_VECTOR if instant else EMPTY_MATRIX)
+
+    return source_over(handler, queries=queries, **kwargs), seen
+
+
+def sent(seen: list[tuple[str, str]]) -> str:
+    return "\n".join(q for _, q in seen)
+
+
+async def test_the_first_alternative_with_samples_is_stored_and_no_other_is_sent() -> None:
+    answers = {"http_server_request_duration_seconds_count": constant_matrix(100)}
+    src, seen = scripted(answers, {"api_throughput": DEFAULT_QUERIES["api_throughput"]})
+    store = MetricStore()
+    report = await src.fetch(store, start=1000, end=1060)
+    got = report.metrics["api_throughput"]
+    assert (got.status, got.alternative, got.statistic, got.tried) == (
+        "ok",
+        "otel_http_stable",
+        "rate",
+        (),
+    )
+    assert "http_server_duration_milliseconds" not in sent(seen)
+    assert store.series("api_throughput").values.tolist() == [100.0] * 5
+    summary = report.summary()
+    assert summary["measured_by"] == {
+        "api_throughput": {"alternative": "otel_http_stable", "statistic": "rate"}
+    }
+    assert (summary["problems"], summary["not_measured"]) == ({}, {})
+
+
+_MS = OTEL_SDK_DEFAULT_BUCKETS  # the SDK's defaults, meant for ms: right for the old histogram
+
+
+async def test_an_empty_alternative_falls_back_to_the_next_and_the_report_names_both() -> None:
+    # only the old convention is exported: http_server_duration_milliseconds, p95 91 ms
+    spread_ms = bucket_vector(_MS, [0, 0, 10, 30, 30, 20, 10, *[0] * (len(_MS) - 6)])
+    answers = {
+        "increase(http_server_duration_milliseconds_bucket": spread_ms,
+        "rate(http_server_duration_milliseconds_bucket": constant_matrix(91),
+    }
+    src, seen = scripted(answers, {"api_response_time": DEFAULT_QUERIES["api_response_time"]})
+    store = MetricStore()
+    report = await src.fetch(store, start=1000, end=1060)
+    got = report.metrics["api_response_time"]
+    stable = DEFAULT_QUERIES["api_response_time"][0].query.replace(RATE_INTERVAL, "60s")
+    assert (got.status, got.alternative, got.statistic, got.fallback) == (
+        "ok",
+        "otel_http_old_ms",
+        "p95",
+        None,
+    )
+    assert [(t.alternative, t.status, t.query) for t in got.tried] == [
+        ("otel_http_stable", "empty", stable)
+    ]
+    assert got.query == "histogram_quantile(0.95, sum by (le) (rate(" + (
+        "http_server_duration_milliseconds_bucket[60s])))"
+    )
+    assert store.series("api_response_time").values.tolist() == [91.0] * 5  # no × 1000
+    assert store.statistic_of("api_response_time") is None
+    summary = report.summary()
+    assert summary["measured_by"]["api_response_time"] == {
+        "alternative": "otel_http_old_ms",
+        "statistic": "p95",
+        "tried": ["otel_http_stable: empty"],
+    }
+    assert summary["problems"] == {}  # an empty alternative before the used one is no fault
+    assert stable in sent(seen)
+
+
+async def test_a_saturated_millisecond_histogram_gives_its_mean_in_ms() -> None:
+    saturated_ms = bucket_vector(_MS, [0, 500, *[0] * (len(_MS) - 1)])  # all in (0, 5] ms
+    answers = {
+        "increase(http_server_duration_milliseconds_bucket": saturated_ms,
+        "rate(http_server_duration_milliseconds_bucket": constant_matrix(4.75),
+        "rate(http_server_duration_milliseconds_sum": constant_matrix(1.8),
+    }
+    src, _ = scripted(answers, {"api_response_time": DEFAULT_QUERIES["api_response_time"]})
+    store = MetricStore()
+    report = await src.fetch(store, start=1000, end=1060)
+    got = report.metrics["api_response_time"]
+    assert (got.status, got.alternative, got.statistic) == ("ok", "otel_http_old_ms", "mean")
+    assert got.query == (
+        "sum(rate(http_server_duration_milliseconds_sum[60s])) / "
+        "sum(rate(http_server_duration_milliseconds_count[60s]))"
+    )
+    assert got.fallback is not None
+    assert "fell in one bucket (0–5 ms)" in got.fallback
+    assert "(4.75 ms)" in got.fallback
+    assert store.statistic_of("api_response_time") == ("mean", got.fallback)
+    assert store.series("api_response_time").values.tolist() == [1.8] * 5
+
+
+async def test_an_override_replaces_the_whole_chain() -> None:
+    mine = "sum(rate(my_requests_total[1m]))"
+    answers = {"my_requests_total": constant_matrix(7), "http_server": constant_matrix(100)}
+    queries = merged_queries({"api_throughput": mine})
+    src, seen = scripted(answers, queries)
+    report = await src.fetch(MetricStore(), start=1000, end=1060, metrics=["api_throughput"])
+    got = report.metrics["api_throughput"]
+    assert seen == [("/api/v1/query_range", mine)]
+    assert (got.status, got.alternative, got.statistic) == ("ok", OVERRIDE, None)
+
+
+async def test_a_metric_no_alternative_measures_is_not_measured_and_no_problem() -> None:
+    metrics = ["cache_hit_rate", "api_response_time", "cpu_utilization"]
+    answers = {"node_cpu_seconds_total": constant_matrix(40)}
+    src, _ = scripted(answers, {m: DEFAULT_QUERIES[m] for m in metrics})
+    report = await src.fetch(MetricStore(), start=1000, end=1060)
+    cache = report.metrics["cache_hit_rate"]
+    assert (cache.status, cache.alternative) == ("not_measured", None)
+    assert [t.describe() for t in cache.tried] == ["app_counter: empty"]
+    assert cache.needs is not None
+    assert "cache_hits_total" in cache.needs
+    latency = report.metrics["api_response_time"]
+    assert latency.status == "not_measured"
+    assert [t.alternative for t in latency.tried] == ["otel_http_stable", "otel_http_old_ms"]
+    assert report.not_measured == ["api_response_time", "cache_hit_rate"]
+    summary = report.summary()
+    assert summary["problems"] == {}
+    assert set(summary["not_measured"]) == {"api_response_time", "cache_hit_rate"}
+    reason = summary["not_measured"]["cache_hit_rate"]
+    assert reason.startswith("needs the application's counters cache_hits_total and")
+    assert reason.endswith("no standard instrumentation records it")
+    assert "OTEL_SEMCONV_STABILITY_OPT_IN=http" in summary["not_measured"]["api_response_time"]
+    assert (summary["ok"], summary["empty"], summary["failed"]) == (1, 0, 0)
+
+
+async def test_an_operators_query_that_comes_back_empty_is_a_problem() -> None:
+    src, _ = scripted({}, merged_queries({"cpu_utilization": "avg(my_cpu)"}))
+    report = await src.fetch(MetricStore(), start=1000, end=1060, metrics=["cpu_utilization"])
+    got = report.metrics["cpu_utilization"]
+    assert (got.status, got.alternative, got.query) == ("empty", None, "avg(my_cpu)")
+    summary = report.summary()
+    assert summary["problems"]["cpu_utilization"]["status"] == "empty"
+    assert summary["not_measured"] == {}
+
+
+async def test_an_alternative_of_only_nan_says_its_series_exist() -> None:
+    answers = {"rate(http_server_request_duration_seconds_bucket": NAN_MATRIX}
+    src, _ = scripted(answers, {"api_response_time": DEFAULT_QUERIES["api_response_time"]})
+    report = await src.fetch(MetricStore(), start=1000, end=1060)
+    got = report.metrics["api_response_time"]
+    assert got.status == "not_measured"
+    stable = got.tried[0]
+    assert stable.note is not None
+    assert "non-finite values (2)" in stable.note
+    assert report.summary()["not_measured"]["api_response_time"].startswith("its series gave")
+
+
+async def test_a_probe_says_the_exporter_is_there_but_gives_no_latency() -> None:
+    src, seen = scripted(
+        {"count(pg_up)": ONE}, {"database_query_time": DEFAULT_QUERIES["database_query_time"]}
+    )
+    report = await src.fetch(MetricStore(), start=1000, end=1060)
+    got = report.metrics["database_query_time"]
+    assert got.status == "not_measured"
+    notes = {t.alternative: t.note for t in got.tried}
+    assert notes["postgres_exporter_stat_statements"] is not None
+    assert notes["postgres_exporter_stat_statements"].startswith(
+        "postgres_exporter is scraped (pg_up) but exports no statement latency"
+    )
+    assert notes["mysqld_exporter_perf_schema"] is None  # mysql_up: no series
+    assert notes["otel_db_stable"] is None  # target_info: no series
+    reason = report.summary()["not_measured"]["database_query_time"]
+    assert reason.count("postgres_exporter is scraped") == 1  # said once for both ways
+    assert "pg_stat_statements extension" in reason
+    assert "; needs an OpenTelemetry DB-API driver instrumentation" in reason
+    probes = [q for path, q in seen if path == "/api/v1/query" and q.startswith("count(")]
+    assert sorted(probes) == ["count(mysql_up)", "count(pg_up)", "count(target_info)"]
+
+
+async def test_a_probe_runs_only_when_nothing_measured_the_metric() -> None:
+    answers = {"pg_stat_statements_seconds_total": constant_matrix(2.5), "count(pg_up)": ONE}
+    src, seen = scripted(answers, {"database_query_time": DEFAULT_QUERIES["database_query_time"]})
+    store = MetricStore()
+    report = await src.fetch(store, start=1000, end=1060)
+    got = report.metrics["database_query_time"]
+    assert "count(pg_up)" not in sent(seen)
+    # postgres_exporter's totals give a mean per call: named as one, never a p95
+    assert (got.status, got.alternative, got.statistic) == (
+        "ok",
+        "postgres_exporter_stat_statements",
+        "mean",
+    )
+    assert [t.alternative for t in got.tried] == ["otel_db_stable", "otel_db_old_label"]
+    assert got.fallback is not None
+    assert "the mean time per call is judged" in got.fallback
+    assert store.statistic_of("database_query_time") == ("mean", got.fallback)
+    assert store.series("database_query_time").values.tolist() == [2.5] * 5
+    assert report.summary()["fallbacks"] == {"database_query_time": got.fallback}
+
+
+async def test_a_refused_alternative_is_skipped_and_reported_as_a_problem() -> None:
+    def refused() -> httpx.Response:
+        body = {"status": "error", "errorType": "bad_data", "error": "unknown function"}
+        return httpx.Response(400, json=body)
+
+    answers: dict[str, Any] = {
+        "http_server_request_duration_seconds_count": refused,
+        "http_server_duration_milliseconds_count": constant_matrix(50),
+    }
+    src, _ = scripted(answers, {"api_throughput": DEFAULT_QUERIES["api_throughput"]})
+    report = await src.fetch(MetricStore(), start=1000, end=1060)
+    got = report.metrics["api_throughput"]
+    assert (got.status, got.alternative) == ("ok", "otel_http_old_ms")
+    assert [t.describe() for t in got.tried] == [
+        "otel_http_stable: error (bad_data: unknown function)"
+    ]
+    problem = report.summary()["problems"]["api_throughput"]
+    assert problem["tried"] == ["otel_http_stable: error (bad_data: unknown function)"]
+
+
+async def test_a_connection_error_ends_the_chain() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    sent_queries: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent_queries.append(dict(httpx.QueryParams(request.content.decode()))["query"])
+        return down(request)
+
+    src = source_over(
+        handler, queries={"api_throughput": DEFAULT_QUERIES["api_throughput"]}, retries=1
+    )
+    with pytest.raises(PrometheusUnavailable) as caught:
+        await src.fetch(MetricStore(), start=1000, end=1060)
+    got = caught.value.report.metrics["api_throughput"]
+    assert (got.status, got.error_type) == ("error", "connection")
+    assert [t.alternative for t in got.tried] == ["otel_http_stable"]
+    assert len(sent_queries) == 2  # the first alternative, tried twice; not the second
+    assert all("http_server_request_duration_seconds" in q for q in sent_queries)
 
 
 # --- a real Prometheus ------------------------------------------------------------------
@@ -557,7 +890,7 @@ async def prometheus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 
 async def fetch_recent(
-    url: str, queries: dict[str, str] | None = None, metrics: list[str] | None = None
+    url: str, queries: Mapping[str, Any] | None = None, metrics: list[str] | None = None
 ) -> Any:
     """The last 5 s at 1 s steps (rate windows of 4 s, all inside the scraped data)."""
     store = MetricStore()
@@ -603,8 +936,11 @@ async def test_values_match_what_the_exporter_produced(prometheus: Stack) -> Non
     counters = store.select("http_requests_total")
     assert sorted(dict(k)["endpoint"] for k in counters) == ["/api/chat", "/api/feed"]
     assert {dict(k)["region"] for k in counters} == {REGION}
-    # metrics the exporter does not have: answered, empty, and said so
-    assert report.metrics["database_query_time"].status == "empty"
+    # metrics the exporter does not have: answered, not measured, and said why (no problem)
+    assert report.metrics["database_query_time"].status == "not_measured"
+    assert "database_query_time" in report.summary()["not_measured"]
+    assert "database_query_time" not in report.summary()["problems"]
+    assert report.metrics["api_response_time"].alternative == "otel_http_stable"
     assert report.metrics["feed_generation_time"].status == "ok"  # the exporter has it
     assert report.metrics["api_response_time"].status == "ok"
     # requests spread over buckets keep their p95; a domain latency observed at one fixed
@@ -613,7 +949,9 @@ async def test_values_match_what_the_exporter_produced(prometheus: Stack) -> Non
     assert report.metrics["feed_generation_time"].statistic == "mean"
     assert np.mean(values(store, "feed_generation_time")) == pytest.approx(700, rel=0.01)
     assert set(report.summary()["fallbacks"]) == {
-        metric for metric, h in P95_HISTOGRAMS.items() if h in DOMAIN_LATENCIES_S
+        metric
+        for metric, chain in DEFAULT_QUERIES.items()
+        if chain[0].histogram is not None and chain[0].histogram.name in DOMAIN_LATENCIES_S
     }
     assert store.source("api_response_time") == "prometheus"
 
@@ -646,16 +984,57 @@ def spread_db_s(i: int) -> float:
     return 0.002 + 0.058 * ((i % 25) + 0.5) / 25
 
 
+REDIS_CALL_S = 3.0
+"""A slow Redis call recorded into the same histogram: it must never reach the judgment."""
+
+
+class DbExporter(_Served):
+    """``db_client_operation_duration_seconds`` as OTel's DB-API instrumentation exports it
+    (labels ``db_system_name``, ``db_operation_name``): ``rate`` PostgreSQL calls a second,
+    the i-th of ``observe(i)`` seconds, and as many Redis calls of ``REDIS_CALL_S``, which
+    would dominate any quantile or mean that did not filter on the database system."""
+
+    def __init__(
+        self,
+        buckets: Sequence[float],
+        observe: Callable[[int], float],
+        rate: float = 50.0,
+        tick_s: float = 0.02,
+    ) -> None:
+        super().__init__("db-load")
+        self.observe = observe
+        self.rate = rate
+        self.tick_s = tick_s
+        self.histogram = ClientHistogram(
+            DB,
+            "Duration of database client operations.",
+            ["db_system_name", "db_operation_name"],
+            buckets=buckets,
+            registry=self.registry,
+        )
+        self.emitted = 0
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(self.tick_s):
+            due = int((time.monotonic() - start) * self.rate)
+            for i in range(self.emitted, due):
+                self.histogram.labels("postgresql", "SELECT").observe(self.observe(i))
+                self.histogram.labels("redis", "GET").observe(REDIS_CALL_S)
+            self.emitted = max(self.emitted, due)
+
+
 @pytest.fixture(scope="session")
 async def db_prometheus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, str]]:
-    """Two Prometheus servers, each scraping one database histogram: ``otel_default``
-    (OTel SDK default buckets, healthy calls) and ``spread`` (sensible buckets). Both
+    """Two Prometheus servers, each scraping one database histogram with Redis calls in it:
+    ``otel_default`` (OTel SDK default buckets, healthy calls) and ``spread`` (sensible
+    buckets). Both
     start and scrape concurrently: a few seconds in all."""
     if prometheus_binary() is None:
         pytest.skip("no `prometheus` binary on PATH (.ci/run installs Debian's package)")
     exporters = {
-        "otel_default": HistogramExporter(DB, OTEL_SDK_DEFAULT_BUCKETS, healthy_db_s),
-        "spread": HistogramExporter(DB, BUCKETS, spread_db_s),
+        "otel_default": DbExporter(OTEL_SDK_DEFAULT_BUCKETS, healthy_db_s),
+        "spread": DbExporter(BUCKETS, spread_db_s),
     }
     async with contextlib.AsyncExitStack() as stack:
         for exporter in exporters.values():
@@ -696,8 +1075,9 @@ async def test_otel_default_buckets_give_the_mean_not_a_bucket_bound(
     reason = statistic[1]
     assert f"every observation of {DB} in the window fell in one bucket (0–5 s)" in reason
     assert "(4 750 ms)" in reason
-    assert got.checked_query == f"sum by (le) (increase({DB}_bucket[5s]))"
-    assert got.query.startswith(f"1000 * sum(rate({DB}_sum[4s]))")
+    assert got.checked_query == f"sum by (le) (increase({DB}_bucket{DB_MATCHERS}[5s]))"
+    assert got.query.startswith(f"1000 * sum(rate({DB}_sum{DB_MATCHERS}[4s]))")
+    assert got.alternative == "otel_db_stable"
     assert report.summary()["fallbacks"] == {"database_query_time": reason}
 
 
@@ -712,7 +1092,7 @@ async def test_spread_buckets_keep_the_p95_from_prometheus(db_prometheus: dict[s
         None,
     ), report.summary()
     p95 = values(store, "database_query_time")
-    assert np.all((p95 > 50) & (p95 <= 75)), p95
+    assert np.all((p95 > 50) & (p95 <= 75)), p95  # the 3 s Redis calls left out
     assert store.statistic_of("database_query_time") is None
     assert report.summary()["fallbacks"] == {}
 

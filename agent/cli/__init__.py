@@ -18,6 +18,7 @@ from agent.cli.common import EXIT_CODES_HELP, EXIT_OK, EXIT_USAGE, UsageError
 COMMANDS = (
     "run",
     "analyze",
+    "sources",
     "request",
     "status",
     "report",
