@@ -282,9 +282,9 @@ def summary(progress: Progress, learned: dict[str, Any], pages: list[Path]) -> s
     if progress.rounds:
         first, last = progress.rounds[0], progress.rounds[-1]
         lines.append(
-            f"\nlearning: prediction error {first.prediction_error_pct:.1f} % (round 1) → "
-            f"{last.prediction_error_pct:.1f} % (round {last.round}); direction right "
-            f"{last.accuracy_pct:.0f} %; {last.calibrated} calibrated recommendations"
+            f"\nlearning: prediction error {first.mae_pp:.1f} pp (round 1) → "
+            f"{last.mae_pp:.1f} pp (round {last.round}; prior alone {last.prior_mae_pp:.1f}, "
+            f"oracle {last.oracle_mae_pp:.1f}); {last.calibrated} calibrated recommendations"
         )
     accuracy = (learned.get("recommendation_accuracy") or {}).get("value")
     if accuracy is not None:
@@ -343,7 +343,7 @@ async def demo(
                 progress.rounds.append(s)
                 progress.say(
                     f"loop     round {s.round}: {s.plans} plans, {s.verified} verified, "
-                    f"prediction error {s.prediction_error_pct:.1f} %, "
+                    f"prediction error {s.mae_pp:.1f} pp, "
                     f"{s.calibrated}/{s.recommendations} calibrated"
                 )
 

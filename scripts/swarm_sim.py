@@ -2,59 +2,40 @@
 
 The simulator talks to the strategist only through the subjects of PROTOCOL.md, with bare
 nats-py (``protocols`` encodes and decodes): a real peer's view, none of the agent's code
-paths. Each round:
+paths. Its ground truth — backend states and what each approach really does to them —
+comes from ``scripts/sim_truth.py``, which imports nothing from the agent: the world the
+agent is measured against is not the agent's own model of it (the playbook's priors play
+no part in it). Each round:
 
-1. **The simulated backend** degrades again: every metric's level is drawn around a fixed
-   mean (so the same bottlenecks recur round after round, with some spread).
-2. **Helios** sends one rpc task per task type (``api_optimization`` with the API and its
-   infrastructure, ``chat_backend_optimization`` with the chat metrics), each with an hour
-   of inline samples (one a minute) of the backend's current state, and keeps the results.
+1. **The simulated fleet** moves on: each of its backends (``sim_truth.PROFILES``: a
+   database-bound, a cache-bound and a load-bound one) drifts to a new hidden state, now
+   and then shocked (a traffic surge, cache churn, a new unindexed query).
+2. **Helios** sends, per backend, one rpc task per task type (``api_optimization`` with the
+   API, its database, cache, CPU and pool use; ``chat_backend_optimization`` with the chat
+   metrics), each with an hour of inline samples (one a minute) of that backend's state,
+   and keeps the results.
 3. **Hephaestus** (an ordered JetStream consumer on ``swarm.plans.<hephaestus>``) takes each
-   plan item and "applies" it: the item's metric changes by the approach's TRUE effect, in
-   the playbook's direction-aware sense (lower-is-better ``v × (1 − e)``; bounded
-   higher-is-better: the shortfall to 100 shrinks by ``e``; other higher-is-better
-   ``v × (1 + e)``). Every item is rolled out as its own canary on the round's backend, so
-   a verification measures one approach, never two at once. It publishes
-   ``implementation_update/v1`` (``implemented``, ``feasible``) to ``swarm.feedback.<agent>``;
-   the first plan item of ``multi_level_caching`` is instead reported ``rejected`` /
-   ``infeasible`` with a reason (once), so the agent's feedback path is exercised.
+   plan item and rolls it out as its own canary on its backend: one draw of the approach's
+   mechanism (``sim_truth.realise``), so a verification measures one approach, never two
+   at once. It publishes ``implementation_update/v1`` (``implemented``, ``feasible``) to
+   ``swarm.feedback.<agent>``; the first plan item of ``multi_level_caching`` is instead
+   reported ``rejected`` / ``infeasible`` with a reason (once), so the agent's feedback
+   path is exercised.
 4. **Athena** (an ordered JetStream consumer on ``swarm.baselines.<athena>``) measures each
-   applied item again (a fresh simulated hour of samples at the new level, reduced to the
-   catalog's statistic: p95 for latencies, mean otherwise) and publishes
-   ``verification_result/v1`` with the baseline's value and the measured one to
-   ``swarm.verifications.<agent>``.
+   applied item again (a fresh simulated hour at the new level, reduced to p95 for
+   latencies, the mean otherwise) and publishes ``verification_result/v1`` with the
+   baseline's value and the measured one to ``swarm.verifications.<agent>``.
 5. The round waits until every JetStream consumer of the verification and feedback streams
    has acknowledged what was published (the server's consumer info; no agent internals), so
    the next round's tasks see what the agent learnt — or immediately when nobody consumes.
 
-TRUE effects (a fixed table, the same for every seed; factor × the playbook's prior
-``expected`` percentage, by approach key and metric)::
-
-    approach                  metric                 factor   true %   prior %
-    query_optimization        api_response_time       0.5     27.5     55
-    query_optimization        database_query_time     0.5     27.5     55
-    batched_async_processing  api_response_time       1.3     65       50
-    batched_async_processing  real_time_delivery      1.3     65       50
-    multi_level_caching       api_response_time       0.5     32.5     65
-    multi_level_caching       redis_cache_hit         0.5     32.5     65
-    connection_pooling        database_query_time     0.5     20       40
-    read_replicas             database_query_time    -0.2     -9       45   (makes it worse)
-    cache_ttl_tuning          redis_cache_hit         1.3     32.5     25
-    websocket_clustering      websocket_throughput    0.5     200      400
-    autoscaling               cpu_utilization         0.5     22.5     45
-    any other pair                                    0.5
-
-So the priors start about 2× off for most approaches, 0.77× for two, and read replicas
-(without the pool they need) make the database slower. The realised effect of each roll-out
-varies by ±5 % (relative, 1 σ) around the true one, and every measurement carries the
-sampling noise of its hour of data; the per-round "oracle" column is the error a predictor
-that knew the true table would make, i.e. the noise floor.
-
-Per round the simulator records, per verified recommendation, the predicted improvement
-(the baseline's ``expected_improvement_pct``) and the actual one (direction-aware, from the
-baseline value and the measured value), and reports the mean absolute percentage error
-``|pred − actual| / max(|actual|, 1)``, the share of recommendations whose metric moved the
-way predicted (sign of the change), and how many recommendations were ``calibrated``.
+Per verified item a round records the agent's prediction (expected and its [low, high]),
+the playbook prior's expected figure (what the agent predicts with no verification: the
+prior-only predictor), the TRUE mean effect in the state the item met (``sim_truth``'s
+oracle: the best any predictor can do) and the actual improvement measured. ``RoundStats``
+reduces them to mean absolute errors in percentage points (agent, prior-only, oracle),
+the coverage and mean width of the agent's intervals, and the older relative error
+``|pred − actual| / max(|actual|, 1)`` and direction accuracy.
 
 Usage::
 
@@ -90,8 +71,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from agent.analysis.catalog import CATALOG
 from agent.planning.playbook import PLAYBOOK
+from agent.planning.prioritize import prior
 from protocols import (
     ImplementationUpdate,
     OptimizationPlan,
@@ -106,89 +87,20 @@ from protocols import (
 )
 from protocols.messages import AnalysisReport
 
+try:  # imported as scripts.swarm_sim (tests) or as swarm_sim (scripts/ on the path)
+    from scripts import sim_truth
+except ImportError:  # pragma: no cover - depends on how the script is started
+    import sim_truth  # type: ignore[no-redef]
+
 log = logging.getLogger("swarm_sim")
 
 # --- the simulated backend ------------------------------------------------------------
 
-
-@dataclass(frozen=True, slots=True)
-class MetricModel:
-    """One simulated metric: where its degraded level sits and how noisy it is."""
-
-    name: str
-    task_type: str
-    """The Helios task whose inline data carries this metric."""
-    mean: float
-    """Mean degraded level each round."""
-    spread: float = 0.05
-    """Round-to-round relative spread of the level (of the shortfall, for bounded metrics)."""
-    noise: float = 0.04
-    """Per-sample noise: relative to the level, or in points for a bounded percentage."""
-
-
-METRICS: tuple[MetricModel, ...] = (
-    MetricModel(name="api_response_time", task_type="api_optimization", mean=180.0),
-    MetricModel(name="database_query_time", task_type="api_optimization", mean=85.0),
-    MetricModel(name="redis_cache_hit", task_type="api_optimization", mean=82.0, noise=0.5),
-    MetricModel(name="cpu_utilization", task_type="api_optimization", mean=84.0, noise=0.03),
-    MetricModel(name="websocket_throughput", task_type="chat_backend_optimization", mean=650.0),
-    MetricModel(name="real_time_delivery", task_type="chat_backend_optimization", mean=90.0),
-)
-TASK_TYPES: tuple[str, ...] = tuple(dict.fromkeys(m.task_type for m in METRICS))
-
-TRUE_FACTORS: Mapping[tuple[str, str], float] = MappingProxyType(
-    {
-        ("query_optimization", "api_response_time"): 0.5,
-        ("query_optimization", "database_query_time"): 0.5,
-        ("batched_async_processing", "api_response_time"): 1.3,
-        ("batched_async_processing", "real_time_delivery"): 1.3,
-        ("multi_level_caching", "api_response_time"): 0.5,
-        ("multi_level_caching", "redis_cache_hit"): 0.5,
-        ("connection_pooling", "database_query_time"): 0.5,
-        ("read_replicas", "database_query_time"): -0.2,
-        ("cache_ttl_tuning", "redis_cache_hit"): 1.3,
-        ("websocket_clustering", "websocket_throughput"): 0.5,
-        ("autoscaling", "cpu_utilization"): 0.5,
-    }
-)
-"""(approach key, metric) → TRUE effect as a factor of the playbook's prior expected %."""
-DEFAULT_FACTOR = 0.5
-EFFECT_JITTER = 0.05
-"""Relative spread (1 σ) of the effect one roll-out realises around the true one."""
 SAMPLES_PER_WINDOW = 60
 """An hour at one sample a minute."""
 INFEASIBLE_REASON = "no budget for a second cache tier this quarter"
 APPROACH_KEYS: Mapping[str, str] = MappingProxyType({a.name: a.key for a in PLAYBOOK.values()})
-"""Approach display name (as on the wire) → playbook key."""
-
-
-def true_effect_pct(approach_key: str, metric: str) -> float:
-    """The TRUE improvement (%) an approach brings to a metric (negative: makes it worse)."""
-    factor = TRUE_FACTORS.get((approach_key, metric), DEFAULT_FACTOR)
-    return factor * PLAYBOOK[approach_key].impact_expected
-
-
-def apply_effect(value: float, effect_pct: float, metric: str) -> float:
-    """``value`` after an improvement of ``effect_pct``, in the playbook's direction-aware sense."""
-    spec = CATALOG[metric]
-    e = effect_pct / 100.0
-    if spec.direction == "lower_is_better":
-        return value * (1.0 - min(e, 1.0))
-    if spec.bounded:
-        return 100.0 - (100.0 - value) * (1.0 - min(e, 1.0))
-    return value * (1.0 + e)
-
-
-def improvement_pct(baseline: float, measured: float, metric: str) -> float:
-    """The actual improvement (%) from ``baseline`` to ``measured``; the inverse of
-    ``apply_effect`` (positive = better)."""
-    spec = CATALOG[metric]
-    if spec.direction == "lower_is_better":
-        return (baseline - measured) / baseline * 100.0 if baseline else 0.0
-    if spec.bounded:
-        gap = 100.0 - baseline
-        return (measured - baseline) / gap * 100.0 if gap > 0 else 0.0
-    return (measured - baseline) / baseline * 100.0 if baseline else 0.0
+"""Approach display name (as on the wire) → playbook key: vocabulary only, never a figure."""
 
 
 def prediction_error(predicted: float, actual: float) -> float:
@@ -201,30 +113,22 @@ def moved_as_predicted(predicted: float, actual: float) -> bool:
     return bool(np.sign(predicted) == np.sign(actual))
 
 
+def prior_expected_pct(approach_key: str, metric: str) -> float:
+    """What the agent predicts with no verification: the playbook's expected figure."""
+    return float(prior(approach_key, metric)[1])
+
+
 class SimulatedBackend:
-    """Seeded levels and samples of the metrics in ``METRICS`` (numpy, no I/O)."""
+    """The fleet of ``sim_truth`` (seeded), sampled the way Helios and Athena see it."""
 
-    def __init__(self, seed: int, metrics: Sequence[MetricModel] = METRICS) -> None:
+    def __init__(self, seed: int, profiles: Sequence[sim_truth.Profile] = sim_truth.PROFILES):
+        self.fleet = sim_truth.Fleet(seed, profiles)
         self.rng = np.random.default_rng(seed)
-        self.models = {m.name: m for m in metrics}
+        self.names = list(self.fleet.names)
 
-    def degrade(self) -> dict[str, float]:
-        """This round's degraded level of every metric, around its fixed mean."""
-        levels = {}
-        for m in self.models.values():
-            jitter = 1.0 + self.rng.normal(0.0, m.spread)
-            if CATALOG[m.name].bounded:
-                levels[m.name] = 100.0 - (100.0 - m.mean) * jitter
-            else:
-                levels[m.name] = m.mean * jitter
-        return levels
-
-    def samples(self, metric: str, level: float, n: int = SAMPLES_PER_WINDOW) -> np.ndarray:
-        """``n`` noisy samples of ``metric`` at ``level``."""
-        m = self.models[metric]
-        if CATALOG[metric].bounded:
-            return np.clip(level + self.rng.normal(0.0, m.noise, n), 0.0, 100.0)
-        return np.maximum(level * (1.0 + self.rng.normal(0.0, m.noise, n)), 0.0)
+    def step(self) -> dict[str, sim_truth.BackendState]:
+        """This round's hidden state of every backend."""
+        return self.fleet.step()
 
     def window(self, levels: Mapping[str, float], task_type: str, end: float) -> dict[str, Any]:
         """``params`` of a task: an hour of ``[epoch_ts, value]`` pairs per metric of the type."""
@@ -232,25 +136,25 @@ class SimulatedBackend:
         metrics = {
             name: [
                 [float(t), round(float(v), 4)]
-                for t, v in zip(ts, self.samples(name, levels[name]), strict=True)
+                for t, v in zip(
+                    ts,
+                    sim_truth.samples(name, float(levels[name]), SAMPLES_PER_WINDOW, self.rng),
+                    strict=True,
+                )
             ]
-            for name, m in self.models.items()
+            for name, m in sim_truth.METRICS.items()
             if m.task_type == task_type
         }
         return {"window": "1h", "metrics": metrics}
 
-    def apply(self, approach_key: str, metric: str, level: float) -> float:
-        """The metric's level once the approach is rolled out (the true effect, realised)."""
-        effect = true_effect_pct(approach_key, metric)
-        effect *= 1.0 + self.rng.normal(0.0, EFFECT_JITTER)
-        return apply_effect(level, effect, metric)
+    def apply(self, approach_key: str, state: sim_truth.BackendState) -> sim_truth.BackendState:
+        """The backend's state once the approach is rolled out (one draw of its mechanism)."""
+        return sim_truth.realise(approach_key, state, self.rng)
 
     def measure(self, metric: str, level: float) -> float:
-        """A fresh hour of samples at ``level``, reduced to the catalog's statistic."""
-        values = self.samples(metric, level)
-        if CATALOG[metric].statistic == "p95":
-            return round(float(np.percentile(values, 95)), 4)
-        return round(float(np.mean(values)), 4)
+        """A fresh hour of samples at ``level``, reduced to the metric's statistic."""
+        values = sim_truth.samples(metric, level, SAMPLES_PER_WINDOW, self.rng)
+        return round(sim_truth.statistic(metric, values), 4)
 
 
 # --- what a round records -----------------------------------------------------------
@@ -261,15 +165,62 @@ class Outcome:
     """One plan item, from prediction to measured outcome."""
 
     recommendation_id: str
+    backend: str
     metric: str
     approach: str
     """Playbook key."""
+    baseline_value: float
     predicted_pct: float
+    predicted_low: float
+    predicted_high: float
+    prior_pct: float
+    """The prior-only predictor: the playbook's expected figure."""
     actual_pct: float
     true_pct: float
+    """The TRUE mean effect in the state this item met (the oracle)."""
     calibrated: bool
     verifications: int
     """How many verified outcomes the agent said back the prediction."""
+
+    @property
+    def covered(self) -> bool:
+        """The actual outcome fell inside the agent's [low, high]."""
+        return self.predicted_low <= self.actual_pct <= self.predicted_high
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(float(np.mean(values)), 2) if values else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Errors of three predictors and the agent's intervals over a set of outcomes."""
+
+    n: int
+    agent_mae_pp: float
+    """Mean |agent's expected − actual|, in percentage points."""
+    prior_mae_pp: float
+    """The same for the prior-only predictor (the playbook's expected figure)."""
+    oracle_mae_pp: float
+    """The same for the true mean effect in context: the floor no predictor beats."""
+    coverage_pct: float
+    """Share of single outcomes inside the agent's [low, high], in %."""
+    width_pp: float
+    """Mean width of the agent's intervals, in percentage points."""
+
+
+def score(outcomes: Sequence[Outcome]) -> Scores:
+    """``Scores`` over ``outcomes`` (NaN figures when there are none)."""
+    return Scores(
+        n=len(outcomes),
+        agent_mae_pp=_mean([abs(o.predicted_pct - o.actual_pct) for o in outcomes]),
+        prior_mae_pp=_mean([abs(o.prior_pct - o.actual_pct) for o in outcomes]),
+        oracle_mae_pp=_mean([abs(o.true_pct - o.actual_pct) for o in outcomes]),
+        coverage_pct=round(100.0 * float(np.mean([o.covered for o in outcomes])), 1)
+        if outcomes
+        else float("nan"),
+        width_pp=_mean([o.predicted_high - o.predicted_low for o in outcomes]),
+    )
 
 
 @dataclass(slots=True)
@@ -282,10 +233,20 @@ class RoundStats:
     verified: int
     infeasible: int
     calibrated: int
+    mae_pp: float
+    """Agent: mean |predicted − actual| over the verified items, in percentage points."""
+    prior_mae_pp: float
+    """Prior-only predictor (the playbook's expected figure), the same error."""
+    oracle_mae_pp: float
+    """The true mean effect in context, the same error: the noise floor."""
+    coverage_pct: float
+    """Share of verified items whose actual improvement fell inside the agent's [low, high]."""
+    width_pp: float
+    """Mean width of the agent's [low, high], in percentage points."""
     prediction_error_pct: float
     """Mean of ``|pred − actual| / max(|actual|, 1)`` over the verified items, in %."""
     oracle_error_pct: float
-    """The same error for a predictor that knows the TRUE table (the noise floor)."""
+    """The same relative error for the oracle (the true mean effect in context)."""
     accuracy_pct: float
     """Share of verified items whose metric moved the way predicted, in %."""
     consumed: bool
@@ -494,13 +455,23 @@ class _Swarm:
     infeasible_sent: bool = False
 
 
+def _levels(state: sim_truth.BackendState) -> dict[str, float]:
+    return {k: float(v) for k, v in sim_truth.levels(state).items()}
+
+
 async def _round(swarm: _Swarm, number: int) -> RoundStats:
     started = time.perf_counter()
-    levels = swarm.backend.degrade()
+    states = swarm.backend.step()
+    levels = {name: _levels(s) for name, s in states.items()}
     end = time.time()
+    sent = [(name, tt) for name in states for tt in sim_truth.TASK_TYPES]
     results = await asyncio.gather(
-        *(swarm.helios.analyse(tt, swarm.backend.window(levels, tt, end)) for tt in TASK_TYPES)
+        *(
+            swarm.helios.analyse(tt, swarm.backend.window(levels[name], tt, end))
+            for name, tt in sent
+        )
     )
+    backend_of = {r.task_id: name for r, (name, _) in zip(results, sent, strict=True)}
     reports = {
         r.task_id: msgspec.convert(r.report, AnalysisReport, strict=False)
         for r in results
@@ -514,16 +485,17 @@ async def _round(swarm: _Swarm, number: int) -> RoundStats:
     )
 
     outcomes: list[Outcome] = []
-    oracle: list[float] = []
     infeasible = 0
     sends = []
-    for plan in plans.values():
+    for task_id, plan in plans.items():
+        name = backend_of[task_id]
+        state = states[name]
         baseline = baselines[plan.plan_id]
         predictions = {p.recommendation_id: p for p in baseline.predictions}
         for item in plan.items:
             key = APPROACH_KEYS.get(item.approach)
             prediction = predictions.get(item.recommendation_id)
-            if key is None or prediction is None or item.target not in levels:
+            if key is None or prediction is None or item.target not in sim_truth.METRICS:
                 raise SimulationError(f"plan item {item.recommendation_id} cannot be simulated")
             if key == swarm.infeasible_approach and not swarm.infeasible_sent:
                 swarm.infeasible_sent = True
@@ -532,27 +504,30 @@ async def _round(swarm: _Swarm, number: int) -> RoundStats:
                     swarm.hephaestus.report(plan, item, feasible=False, reason=INFEASIBLE_REASON)
                 )
                 continue
-            after = swarm.backend.apply(key, item.target, levels[item.target])
+            after = _levels(swarm.backend.apply(key, state))[item.target]
             sends.append(swarm.hephaestus.report(plan, item, feasible=True))
             measured = swarm.backend.measure(item.target, after)
             sends.append(swarm.athena.verify(baseline, prediction, measured))
             base_value = baseline.metrics[item.target].value
-            actual = improvement_pct(base_value, measured, item.target)
-            truth = true_effect_pct(key, item.target)
+            actual = float(sim_truth.improvement_pct(item.target, base_value, measured))
             rec = recs.get(item.recommendation_id)
             outcomes.append(
                 Outcome(
                     recommendation_id=item.recommendation_id,
+                    backend=name,
                     metric=item.target,
                     approach=key,
+                    baseline_value=base_value,
                     predicted_pct=prediction.expected_improvement_pct,
+                    predicted_low=item.expected_improvement_pct.low,
+                    predicted_high=item.expected_improvement_pct.high,
+                    prior_pct=prior_expected_pct(key, item.target),
                     actual_pct=round(actual, 3),
-                    true_pct=truth,
+                    true_pct=round(sim_truth.true_mean_pct(key, item.target, state), 3),
                     calibrated=bool(rec and rec.calibrated),
                     verifications=rec.verifications if rec else 0,
                 )
             )
-            oracle.append(prediction_error(truth, actual))
     await asyncio.gather(*sends)
     consumed = all(
         await asyncio.gather(
@@ -561,7 +536,9 @@ async def _round(swarm: _Swarm, number: int) -> RoundStats:
         )
     )
     errors = [prediction_error(o.predicted_pct, o.actual_pct) for o in outcomes]
+    oracle = [prediction_error(o.true_pct, o.actual_pct) for o in outcomes]
     right = [moved_as_predicted(o.predicted_pct, o.actual_pct) for o in outcomes]
+    scores = score(outcomes)
     return RoundStats(
         round=number,
         tasks=len(results),
@@ -571,6 +548,11 @@ async def _round(swarm: _Swarm, number: int) -> RoundStats:
         verified=len(outcomes),
         infeasible=infeasible,
         calibrated=sum(r.calibrated for r in recs.values()),
+        mae_pp=scores.agent_mae_pp,
+        prior_mae_pp=scores.prior_mae_pp,
+        oracle_mae_pp=scores.oracle_mae_pp,
+        coverage_pct=scores.coverage_pct,
+        width_pp=scores.width_pp,
         prediction_error_pct=round(100.0 * float(np.mean(errors)), 2) if errors else 0.0,
         oracle_error_pct=round(100.0 * float(np.mean(oracle)), 2) if oracle else 0.0,
         accuracy_pct=round(100.0 * float(np.mean(right)), 1) if right else 0.0,
@@ -669,47 +651,49 @@ async def run_embedded(
 
 HEADER = (
     f"{'round':>5} {'recs':>4} {'verif':>5} {'infeas':>6} {'calib':>5} "
-    f"{'pred.err %':>10} {'oracle %':>8} {'accuracy %':>10} {'acked':>5} {'s':>6}"
+    f"{'agent pp':>8} {'prior pp':>8} {'oracle pp':>9} {'cover %':>7} {'width':>6} "
+    f"{'acked':>5} {'s':>6}"
 )
 
 
 def format_row(s: RoundStats) -> str:
     return (
         f"{s.round:>5} {s.recommendations:>4} {s.verified:>5} {s.infeasible:>6} "
-        f"{s.calibrated:>5} {s.prediction_error_pct:>10.1f} {s.oracle_error_pct:>8.1f} "
-        f"{s.accuracy_pct:>10.1f} {'yes' if s.consumed else 'no':>5} {s.seconds:>6.2f}"
+        f"{s.calibrated:>5} {s.mae_pp:>8.1f} {s.prior_mae_pp:>8.1f} {s.oracle_mae_pp:>9.1f} "
+        f"{s.coverage_pct:>7.1f} {s.width_pp:>6.1f} {'yes' if s.consumed else 'no':>5} "
+        f"{s.seconds:>6.2f}"
     )
 
 
 def truth_table() -> list[dict[str, Any]]:
-    """The TRUE effects next to the playbook's priors, for printing and reports."""
-    rows = []
-    for (key, metric), factor in TRUE_FACTORS.items():
-        rows.append(
-            {
-                "approach": key,
-                "metric": metric,
-                "factor": factor,
-                "true_pct": round(true_effect_pct(key, metric), 2),
-                "prior_pct": PLAYBOOK[key].impact_expected,
-            }
-        )
-    return rows
+    """The TRUE mean effects (%) of ``sim_truth``, next to the playbook's priors."""
+    return [
+        {**row, "prior_pct": prior_expected_pct(str(row["approach"]), str(row["metric"]))}
+        for row in sim_truth.truth_table()
+    ]
 
 
 def format_truth() -> str:
-    lines = [f"{'approach':<26} {'metric':<22} {'factor':>6} {'true %':>7} {'prior %':>7}"]
-    for row in truth_table():
+    rows = truth_table()
+    states = [k for k in rows[0] if k not in ("approach", "metric", "prior_pct")]
+    lines = [
+        f"{'approach':<26} {'metric':<21} " + " ".join(f"{s:>8}" for s in states) + f" {'prior':>6}"
+    ]
+    for row in rows:
         lines.append(
-            f"{row['approach']:<26} {row['metric']:<22} {row['factor']:>6.2f} "
-            f"{row['true_pct']:>7.1f} {row['prior_pct']:>7.1f}"
+            f"{row['approach']:<26} {row['metric']:<21} "
+            + " ".join(f"{row[s]:>8.1f}" for s in states)
+            + f" {row['prior_pct']:>6.1f}"
         )
-    lines.append(f"(any other pair: factor {DEFAULT_FACTOR}; roll-out jitter ±{EFFECT_JITTER:.0%})")
+    lines.append(
+        "(true mean effect, %, in two reference states and at each backend profile's mean; "
+        "every round's states drift)"
+    )
     return "\n".join(lines)
 
 
 def approach_summary(stats: Sequence[RoundStats], last: int = 2) -> list[dict[str, Any]]:
-    """Mean predicted vs actual improvement per (approach, metric) over the last rounds."""
+    """Mean predicted vs actual vs true improvement per (approach, metric), last rounds."""
     groups: dict[tuple[str, str], list[Outcome]] = {}
     for s in stats[-last:]:
         for o in s.outcomes:
@@ -719,9 +703,14 @@ def approach_summary(stats: Sequence[RoundStats], last: int = 2) -> list[dict[st
             "approach": key,
             "metric": metric,
             "n": len(items),
-            "predicted_pct": round(float(np.mean([o.predicted_pct for o in items])), 2),
-            "actual_pct": round(float(np.mean([o.actual_pct for o in items])), 2),
-            "true_pct": items[0].true_pct,
+            "predicted_pct": _mean([o.predicted_pct for o in items]),
+            "actual_pct": _mean([o.actual_pct for o in items]),
+            "true_pct": _mean([o.true_pct for o in items]),
+            "true_min_pct": round(min(o.true_pct for o in items), 2),
+            "true_max_pct": round(max(o.true_pct for o in items), 2),
+            "prior_pct": items[0].prior_pct,
+            "agent_mae_pp": _mean([abs(o.predicted_pct - o.actual_pct) for o in items]),
+            "oracle_mae_pp": _mean([abs(o.true_pct - o.actual_pct) for o in items]),
         }
         for (key, metric), items in sorted(groups.items())
     ]
@@ -768,12 +757,12 @@ def main() -> int:
         stats = asyncio.run(
             run_embedded(rounds=args.rounds, seed=args.seed, timeout=args.timeout, on_round=show)
         )
-    print("\npredicted vs actual improvement (%), last two rounds:")
+    print("\npredicted vs actual vs true improvement (%), last two rounds:")
     for row in approach_summary(stats):
         print(
-            f"  {row['approach']:<26} {row['metric']:<22} n={row['n']:<2} "
-            f"predicted {row['predicted_pct']:>7.1f}  actual {row['actual_pct']:>7.1f}  "
-            f"true {row['true_pct']:>7.1f}"
+            f"  {row['approach']:<26} {row['metric']:<21} n={row['n']:<2} "
+            f"predicted {row['predicted_pct']:>6.1f}  actual {row['actual_pct']:>6.1f}  "
+            f"true {row['true_pct']:>6.1f} ({row['true_min_pct']:.1f}…{row['true_max_pct']:.1f})"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(stats_json(stats), indent=2) + "\n")
