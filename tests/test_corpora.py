@@ -3,8 +3,6 @@ its truth consistent with its samples, and independent of the agent."""
 
 from __future__ import annotations
 
-import ast
-import sys
 from pathlib import Path
 
 import msgspec
@@ -22,6 +20,7 @@ from scripts.corpora import (
     generate,
     meets,
 )
+from tests.independence import assert_imports_nothing_from_the_agent
 
 END = 1_764_338_400.0
 SOURCE = Path(__file__).resolve().parents[1] / "scripts" / "corpora.py"
@@ -226,20 +225,4 @@ def test_every_task_type_has_both_healthy_scenarios() -> None:
 
 
 def test_corpora_imports_nothing_from_the_agent() -> None:
-    tree = ast.parse(SOURCE.read_text())
-    modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            modules.add((node.module or "").split(".")[0])
-    assert not modules & {"agent", "protocols", "scripts", "tests"}
-    allowed = set(sys.stdlib_module_names) | {"numpy", "__future__"}
-    assert modules <= allowed, modules - allowed
-    calls = {
-        node.func.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    }
-    assert not calls & {"__import__", "exec", "eval"}
+    assert_imports_nothing_from_the_agent(SOURCE)

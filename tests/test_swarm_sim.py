@@ -28,6 +28,7 @@ from agent.runtime.node import AgentNode
 from scripts import sim_truth
 from scripts.sim_truth import REFERENCE_STATES, BackendState, effects_pct, true_mean_pct
 from scripts.swarm_sim import RoundStats, run_loop, score
+from tests.independence import assert_imports_nothing_from_the_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH_SOURCE = ROOT / "scripts" / "sim_truth.py"
@@ -44,24 +45,7 @@ def _draws(approach: str, metric: str, state: BackendState, n: int = 20_000) -> 
 
 
 def test_truth_imports_nothing_from_the_agent() -> None:
-    tree = ast.parse(TRUTH_SOURCE.read_text())
-    modules: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "no relative imports"
-            modules.add((node.module or "").split(".")[0])
-    assert not modules & {"agent", "protocols", "scripts", "tests"}
-    allowed = set(sys.stdlib_module_names) | {"numpy", "__future__"}
-    assert modules <= allowed, modules - allowed
-    calls = {
-        node.func.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    }
-    assert not calls & {"__import__", "exec", "eval"}
-    assert "importlib" not in modules
+    assert_imports_nothing_from_the_agent(TRUTH_SOURCE)
 
 
 def test_simulator_takes_its_truth_from_the_truth_module() -> None:
