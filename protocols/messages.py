@@ -1,4 +1,4 @@
-"""Every message of the wire contract (../shared/PROTOCOL.md) as a msgspec Struct.
+"""Every message of the wire contract (docs/protocol.md) as a msgspec Struct.
 
 Rules (msgspec's schema-evolution rules): a new field gets a default; an existing
 annotation never changes. Unknown fields are ignored; NaN/Infinity and values out

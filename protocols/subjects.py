@@ -244,7 +244,8 @@ SUBJECTS: tuple[SubjectSpec, ...] = (
         msg_id="<stream>:<seq>:dead_letter",
     ),
 )
-"""Every subject of PROTOCOL.md: who is at the other end, the transport, the payload."""
+"""Every subject of the wire contract (docs/protocol.md): who is at the other end, the
+transport, the payload."""
 
 PARAMETERS: dict[str, str] = {
     "agent": "The strategist's id (setting `agent_id`).",

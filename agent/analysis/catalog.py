@@ -1,4 +1,4 @@
-"""The metric catalog: the one table of every metric the strategist judges (DESIGN.md).
+"""The metric catalog: the one table of every metric the strategist judges (docs/methods.md §1).
 
 Two columns are decisions of ours, not of the specification:
 

@@ -1,6 +1,6 @@
 """The playbook: the one table of optimisation approaches and their prior impact ranges.
 
-Impact ranges are the specification's (DESIGN.md, "Expected improvement") where it
+Impact ranges are the specification's (docs/methods.md §8) where it
 names them, and conservative engineering priors otherwise; the learning store
 calibrates them against what Athena measured. ``expected`` is the midpoint of the
 range. ``measure`` says what the percentage is of: ``reduction`` is how much of the

@@ -1,6 +1,6 @@
 """Prioritising: one playbook approach per bottleneck, scored, merged, ordered and phased.
 
-DESIGN.md, "ROI and priority": expected gain × business weight, against effort; phases
+docs/methods.md §11, "Prioritisation": expected gain × business weight, against effort; phases
 by severity and score. Pure: findings in, planned items out.
 
 How a plan is made from ranked findings:

@@ -1,7 +1,7 @@
 """Return on the plan: expected performance gain, infrastructure efficiency and a timeline.
 
 Pure arithmetic over planned items, written so a reader can redo it by hand from
-``derivation`` (DESIGN.md, "ROI and priority").
+``derivation`` (docs/methods.md §11).
 """
 
 from __future__ import annotations

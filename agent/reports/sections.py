@@ -16,7 +16,7 @@ from typing import Any
 from agent.reports.format import NONE, num, pct, ratio, share, signed, text, when
 
 PHASE_ORDER = ("Phase_1_Critical", "Phase_2_High", "Phase_3_Medium", "Phase_4_Low")
-"""The plan's phases in the order they are worked (PROTOCOL.md, ``implementation_phase``)."""
+"""The plan's phases in the order they are worked (docs/protocol.md, ``implementation_phase``)."""
 
 
 @dataclass(frozen=True, slots=True)

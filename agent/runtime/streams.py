@@ -31,7 +31,7 @@ class StreamSpec:
 
 
 def stream_specs(settings: Settings) -> tuple[StreamSpec, ...]:
-    """Every stream the agent needs, from the subjects of PROTOCOL.md."""
+    """Every stream the agent needs, from the subjects of docs/protocol.md."""
     agent = settings.agent_id
     return (
         StreamSpec("TASKS", (subjects.tasks_all(agent),), "tasks from Helios"),
