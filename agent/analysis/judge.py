@@ -10,7 +10,7 @@ import msgspec
 from agent.analysis.catalog import MetricSpec
 from agent.analysis.changepoints import MIN_CHANGE_SAMPLES, detect_change_points
 from agent.analysis.series import STATISTICS, Series, finite, mean, sig
-from agent.analysis.trend import MIN_SAMPLES, TrendResult, assess_trend
+from agent.analysis.trend import MIN_SAMPLES, TrendResult, assess_trend, hours_to_reach
 from protocols.messages import (
     ChangePoint,
     MeasuredMetric,
@@ -91,27 +91,17 @@ def hours_to_breach(
 ) -> tuple[float, float | None, float | None] | None:
     """(expected, soonest, latest) hours until a metric meeting ``target`` misses it.
 
-    Only for a ``declining`` trend with a slope: the gap to the target over the slope in
-    the metric's worsening direction, and over both ends of the slope's 95 % interval
-    (latest None when that interval reaches a flat slope: it may never). None otherwise.
+    Only for a ``declining`` trend with a slope, and a target not reached yet
+    (``hours_to_reach``: the slope and both ends of its 95 % interval). None otherwise.
     """
-    slope = trend.slope_per_hour
-    if not trend.declining or slope is None or slope == 0.0:
+    if not trend.declining or current == target:
         return None
-    worse = 1.0 if spec.direction == "lower_is_better" else -1.0
-    gap = (target - current) * worse
-    rate = slope * worse
-    if not gap > 0.0 or not rate > 0.0:
-        return None
-    ends = [
-        x * worse for x in (trend.slope_low_per_hour, trend.slope_high_per_hour) if x is not None
-    ]
-    fastest = max(ends, default=rate)
-    slowest = min(ends, default=rate)
-    return (
-        gap / rate,
-        gap / fastest if fastest > 0.0 else None,
-        gap / slowest if slowest > 0.0 else None,
+    return hours_to_reach(
+        current,
+        target,
+        spec.direction,
+        trend.slope_per_hour,
+        (trend.slope_low_per_hour, trend.slope_high_per_hour),
     )
 
 

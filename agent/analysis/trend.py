@@ -193,6 +193,42 @@ def _verdict(p: float, rising: bool | None, direction: Direction, alpha: float) 
     return "declining" if worse else "improving"
 
 
+def hours_to_reach(
+    current: float,
+    level: float,
+    direction: Direction,
+    slope_per_hour: float | None,
+    interval: tuple[float | None, float | None] = (None, None),
+) -> tuple[float, float | None, float | None] | None:
+    """(expected, soonest, latest) hours until ``current`` reaches ``level`` at the slope.
+
+    The one reading of "when will it get there" for breaches, triggers and alerts: a
+    lower-is-better metric moving up towards ``level``, a higher-is-better one moving
+    down; 0 when it is there already. None when the slope is missing, not finite or
+    points away. ``interval`` is the slope's (low, high) per hour: soonest and latest
+    come from its ends, latest None when the interval reaches a slope that never gets
+    there (it may never).
+    """
+    if slope_per_hour is None or not (math.isfinite(slope_per_hour) and math.isfinite(current)):
+        return None
+    worse = 1.0 if direction == "lower_is_better" else -1.0
+    gap = max((level - current) * worse, 0.0)
+    rate = slope_per_hour * worse
+    if not rate > 0.0:
+        return None
+    expected = gap / rate
+    if not math.isfinite(expected):
+        return None
+    ends = [x * worse for x in interval if x is not None and math.isfinite(x)]
+    fastest = max(ends, default=rate)
+    slowest = min(ends, default=rate)
+    return (
+        expected,
+        gap / fastest if fastest > 0.0 else None,
+        gap / slowest if slowest > 0.0 else None,
+    )
+
+
 @cache
 def _pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Indices (i, j) of every pair i < j; cached, as n is at most 120 after bucketing."""

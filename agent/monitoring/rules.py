@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from agent.analysis.catalog import CATALOG, Direction
 from agent.analysis.judge import Judgement
+from agent.analysis.trend import hours_to_reach
 from protocols.messages import BurnRate, CauseLink, ChangePoint, Outlier, Severity, SloStatus
 
 AlertKind = Literal["target_breach", "degradation_trend", "anomaly", "capacity_runway", "resolved"]
@@ -205,22 +206,12 @@ def target_breach(judged: Mapping[str, Judgement]) -> Iterator[Signal]:
 def hours_to_breach(j: Judgement) -> float | None:
     """Hours until ``current`` reaches ``target`` at the trend's slope, in the metric's direction.
 
-    Lower-is-better rises towards its target: (target − current) / slope with slope > 0;
-    higher-is-better (bounded or not: the target is a level either way) falls towards
-    it: (current − target) / −slope with slope < 0. None when the slope is missing or
-    points away from the target; 0 when the target is already reached.
+    ``hours_to_reach``: lower-is-better rises towards its target, higher-is-better (bounded
+    or not: the target is a level either way) falls towards it. None when the slope is
+    missing or points away from the target; 0 when the target is already reached.
     """
-    slope = j.trend.slope_per_hour
-    if slope is None or not math.isfinite(slope) or not math.isfinite(j.current):
-        return None
-    if j.spec.direction == "lower_is_better":
-        gap, speed = j.target - j.current, slope
-    else:
-        gap, speed = j.current - j.target, -slope
-    if speed <= 0.0:
-        return None
-    hours = max(gap, 0.0) / speed
-    return hours if math.isfinite(hours) else None
+    reach = hours_to_reach(j.current, j.target, j.spec.direction, j.trend.slope_per_hour)
+    return None if reach is None else reach[0]
 
 
 def degradation_trend(judged: Mapping[str, Judgement], config: MonitorConfig) -> Iterator[Signal]:

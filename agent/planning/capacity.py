@@ -41,7 +41,7 @@ from agent.analysis.series import (
     median,
     summed_counter_rate,
 )
-from agent.analysis.trend import ALPHA, MIN_SAMPLES, TrendResult, assess_trend
+from agent.analysis.trend import ALPHA, MIN_SAMPLES, TrendResult, assess_trend, hours_to_reach
 from agent.store.metric_store import MetricStore
 
 DAY = 86_400.0
@@ -564,40 +564,32 @@ def trigger_crossing(
         shown = "n/a" if p is None else f"{p:.3g}"
         why = f"{way} the threshold (slope {slope:.3g}/day, Mann–Kendall {test} {shown})"
         return replace(result, status="not_within_horizon", reason=why)
-    with np.errstate(all="ignore"):
-        crossing = current_at + (threshold - current) / slope * DAY
-        days = (crossing - now) / DAY
-    if not math.isfinite(days) or days > horizon_days:
+    reach = hours_to_reach(
+        current,
+        threshold,
+        direction,
+        per_hour,
+        (trend.slope_low_per_hour, trend.slope_high_per_hour),
+    )
+
+    def days_from_now(hours: float | None) -> float | None:
+        return None if hours is None else finite((current_at + hours * 3600.0 - now) / DAY)
+
+    days = days_from_now(reach[0]) if reach is not None else None
+    if reach is None or days is None or days > horizon_days:
         why = f"at {slope:.3g}/day the threshold is beyond {horizon_days:g} days"
         return replace(result, status="not_within_horizon", reason=why)
-    result = replace(result, crossing_ts=crossing, days_from_now=days, range_days=_days_range(
-        current, current_at, threshold, now, trend
-    ))  # fmt: skip
+    result = replace(
+        result,
+        crossing_ts=current_at + reach[0] * 3600.0,
+        days_from_now=days,
+        range_days=(days_from_now(reach[1]), days_from_now(reach[2])),
+    )
     if days <= 0.0:
         why = f"at {slope:.3g}/day the level has passed the threshold by now (projected)"
         return replace(result, status="already_crossed", reason=why)
     why = f"linear at {slope:.3g}/day from {current:.6g}"
     return replace(result, status="expected", reason=why)
-
-
-def _days_range(
-    current: float, current_at: float, threshold: float, now: float, trend: TrendResult
-) -> tuple[float | None, float | None]:
-    """(soonest, latest) days to the crossing from the slope's 95 % interval.
-
-    Latest is None when the interval reaches a slope that never gets there.
-    """
-    ends = [x * 24.0 for x in (trend.slope_low_per_hour, trend.slope_high_per_hour) if x]
-    gap = threshold - current
-    days = []
-    for slope in ends:
-        with np.errstate(all="ignore"):
-            d = (current_at + gap / slope * DAY - now) / DAY if gap / slope > 0 else math.inf
-        days.append(d if math.isfinite(d) else math.inf)
-    if not days:
-        return None, None
-    soonest, latest = min(days), max(days)
-    return finite(soonest), finite(latest)
 
 
 # --- the scalability_projections object ----------------------------------------------
