@@ -53,7 +53,7 @@ dependency, or when the cause breached clearly first and ρ > 0; other pairs are
 
 Onset: when the metric has a level shift into breach (``CauseInput.shifts``, PELT's
 worsening change points whose new level misses the target), the first raw sample
-(``CauseInput.raw``) from one bucket before that shift that is past the shift's midpoint:
+(``CauseInput.series``) from one bucket before that shift that is past the shift's midpoint:
 where a level crossed halfway does not depend on where the target sits, and a marginal
 breach in noise would otherwise be dated minutes late. Without one, the first sample
 that breaches its target and from which at least ``ONSET_SHARE`` (80 %) of the remaining
@@ -81,7 +81,7 @@ import numpy.typing as npt
 
 from agent.analysis.catalog import MetricSpec
 from agent.analysis.patterns import TIME_BOUND
-from agent.analysis.series import MAX_BUCKETS, FloatArray, Series
+from agent.analysis.series import MAX_BUCKETS, FloatArray, Series, bucketize
 from protocols.messages import CauseLink, ChangePoint
 
 _API_BACKENDS = ("database_query_time", "cpu_utilization", "memory_utilization")
@@ -148,9 +148,6 @@ class CauseInput:
     breached: bool
     shifts: tuple[ChangePoint, ...] = ()
     """The metric's level shifts (oldest first): a worsening one into breach is its onset."""
-    raw: Series | None = None
-    """The samples before bucketing, when ``series`` is bucket medians: onsets are dated on
-    them (a cascade 30 s apart falls inside one 18 s-bucket tolerance otherwise)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +239,7 @@ def onset(obs: CauseInput) -> float | None:
     """Epoch seconds a breach began: at a level shift into breach (the first breaching
     sample from one bucket before it), else the first breaching sample after which
     ≥ 80 % of samples breach."""
-    timed = _timed(obs.raw if obs.raw is not None else obs.series)
+    timed = _timed(obs.series)
     return None if timed is None else _onset_at(obs, *timed)
 
 
@@ -259,15 +256,16 @@ def _badness(obs: CauseInput, values: FloatArray) -> FloatArray:
 
 
 def _profile(obs: CauseInput) -> _Profile | None:
-    timed = _timed(obs.series)
-    if timed is None:
+    """Badness on at most ``GRID_POINTS`` bucket medians (a median per bucket keeps a noisy
+    or mixed series' level, which the grid's interpolation of raw samples would not); the
+    onset and its sampling step on the raw samples (a cascade 30 s apart would otherwise
+    fall inside one bucket's tolerance)."""
+    raw = _timed(obs.series)
+    timed = _timed(bucketize(obs.series, GRID_POINTS))
+    if raw is None or timed is None:
         return None
     ts, values = timed
-    raw = _timed(obs.raw) if obs.raw is not None else None
-    onset_ts, onset_values = raw if raw is not None else timed
-    return _Profile(
-        ts, _badness(obs, values), _onset_at(obs, onset_ts, onset_values), _step(onset_ts)
-    )
+    return _Profile(ts, _badness(obs, values), _onset_at(obs, *raw), _step(raw[0]))
 
 
 def _grid(profiles: Iterable[_Profile]) -> _Grid | None:

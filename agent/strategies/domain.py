@@ -88,9 +88,6 @@ CAUSE_EVIDENCE = 0.6
 with evidence from the series themselves: the dependency table alone scores at most 0.2,
 a clearly earlier breach adds 0.5, correlation up to 0.3 (``analysis.causes``). Weaker
 links are still listed in ``root_causes`` with their score, as possibilities."""
-CAUSE_BUCKETS = 200
-"""Causes are weighed on per-bucket medians: onsets (located by the level shifts, refined
-to these) and correlation from at most 200 points."""
 RATE_BUCKETS = 120
 SERIES_POINTS = 60
 """A report's chart series: at most 60 bucket medians per metric, so results stay small."""
@@ -353,11 +350,10 @@ def assess(ctx: TaskContext, scope: DomainScope) -> Assessment:
         {
             name: CauseInput(
                 spec=CATALOG[name],
-                series=bucketize(series_by_metric[name], CAUSE_BUCKETS),
+                series=series_by_metric[name],
                 target=jd.target,
                 breached=name in breached,
                 shifts=jd.change_points,
-                raw=series_by_metric[name],
             )
             for name, jd in trusted.items()
         }
