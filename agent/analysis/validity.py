@@ -7,10 +7,10 @@ are rejected here, counted per metric, and every report says how many and why.
 
 A unit mistake cannot be seen in one sample, only against the target: a latency whose
 typical value is a thousandth of its target or less was almost certainly sent in
-seconds (0.18 for 180 ms); a percentage whose samples all lie in [0, 1] while its target
-is above 1 was sent as a ratio (0.999 for 99.9 %). Such a metric is still shown as sent,
-flagged, and kept out of the bottlenecks: a fix planned on a misread unit is worse than
-none.
+seconds (0.18 for 180 ms); a higher-is-better percentage whose samples all lie in
+[0.5, 1] while its target is above 1 was sent as a ratio (0.999 for 99.9 %). Such a
+metric is still shown as sent, flagged, and kept out of the bottlenecks: a fix planned
+on a misread unit is worse than none.
 """
 
 from __future__ import annotations
