@@ -97,6 +97,8 @@ class Cluster:
                         leaders.add(meta["leader"])
                     else:
                         leaders.add("")
+                    if meta.get("leader") == node.name and not _peers_current(meta, self):
+                        leaders.add("")  # the leader still sees a peer offline: placement fails
             except OSError as exc:  # the monitoring port is not up yet
                 last = exc
                 leaders = {""}
@@ -110,6 +112,17 @@ class Cluster:
         for node in self.nodes:
             with contextlib.suppress(Exception):
                 await node.kill()
+
+
+def _peers_current(meta: dict[str, Any], cluster: Cluster) -> bool:
+    """Whether the meta leader sees every other running node as a current, online peer."""
+    names = {n.name for n in cluster.running()} - {meta.get("leader")}
+    seen = {
+        r.get("name"): r
+        for r in meta.get("replicas") or []
+        if r.get("current") and not r.get("offline")
+    }
+    return names <= set(seen)
 
 
 def render_configs(out_dir: Path) -> list[tuple[str, Path, dict[str, int], Path]]:

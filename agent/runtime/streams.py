@@ -3,6 +3,8 @@
 On start the agent makes sure every subject it reads or writes over JetStream is captured
 by a stream. A missing stream is created; an existing one only ever gains subjects; a
 subject already captured by a stream an operator made under another name is left to it.
+While a cluster is still forming (a peer not yet seen, no meta leader) JetStream refuses
+placement; the agent waits for it with backoff instead of failing its start.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from agent.config import Settings
 from protocols import subjects
@@ -20,6 +23,15 @@ from protocols import subjects
 log = logging.getLogger(__name__)
 
 _SUBJECTS_OVERLAP = 10065
+_NO_SUITABLE_PEERS = 10005
+_PLACEMENT_WAIT_S = 60.0
+
+
+def _cluster_forming(exc: BaseException) -> bool:
+    """JetStream's answers while a cluster is still electing or a peer is not yet current."""
+    if isinstance(exc, ServiceUnavailableError):
+        return True
+    return isinstance(exc, BadRequestError) and exc.err_code == _NO_SUITABLE_PEERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +89,19 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, spec: StreamSp
         duplicate_window=settings.duplicate_window_s,
     )
     try:
-        await js.add_stream(config)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_cluster_forming),
+            wait=wait_exponential(multiplier=0.2, max=5.0),
+            stop=stop_after_delay(_PLACEMENT_WAIT_S),
+            before_sleep=lambda state: log.warning(
+                "stream %s not placed yet (%s); the cluster may still be forming",
+                name,
+                state.outcome.exception() if state.outcome else None,
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                await js.add_stream(config)
     except BadRequestError as exc:
         if exc.err_code != _SUBJECTS_OVERLAP:
             raise
