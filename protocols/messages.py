@@ -68,6 +68,9 @@ class TaskParams(Struct, frozen=True, kw_only=True):
     metrics: InlineMetrics = {}
     targets: Annotated[dict[Name, Finite], Meta(max_length=256)] = {}
     source: Token | None = None
+    service: Token | None = None
+    """The backend the task is about (e.g. ``orders``): what the agent learns from one
+    service's verifications weighs most for that service's next plan."""
     samples: Annotated[list[KpiSample], Meta(max_length=200_000)] = []
     """Labelled samples (``endpoint``, ``region``, ``instance``, ``key_class``…), as in
     ``kpi_batch/v1``: per-endpoint traffic, per-node connections, per-key-class hits."""
@@ -311,10 +314,42 @@ class Bottleneck(Struct, frozen=True, kw_only=True):
     """Metrics ranked as the likely cause when this one is a symptom (most likely first)."""
 
 
+Source = Literal["measured", "prior", "calibrated", "assumed"]
+"""Where a figure comes from: computed from samples, the playbook's prior, the prior
+moved by verified outcomes, or a stated assumption (docs/learning.md, "Provenance")."""
+
+
+class Provenance(Struct, frozen=True, kw_only=True):
+    """The source of one figure, and what backs it."""
+
+    source: Source
+    basis: Text = ""
+    """In words: the samples, the playbook entry, the verifications or the assumption."""
+    verifications: Annotated[int, Meta(ge=0)] = 0
+    """Verified outcomes behind a calibrated figure (0 for the others)."""
+
+
+class Interval(Struct, frozen=True, kw_only=True):
+    low: float
+    high: float
+    level: Annotated[float, Meta(gt=0, lt=1)]
+    """Coverage level, e.g. 0.95 for a 95 % interval."""
+
+
 class ImprovementRange(Struct, frozen=True, kw_only=True):
+    """An expected improvement in %: ``low``–``high`` is where the NEXT single outcome
+    should land with probability ``level`` (a predictive interval, not the mean's)."""
+
     low: float
     expected: float
     high: float
+    level: Annotated[float, Meta(gt=0, lt=1)] | None = None
+    """Coverage level of ``low``–``high`` for one outcome (0.8 from this agent); None from
+    senders that predate it."""
+    mean_interval: Interval | None = None
+    """Interval of the MEAN effect in this context: narrows with evidence, unlike low–high."""
+    provenance: Provenance | None = None
+    """Prior (playbook) or calibrated (n verifications); None from senders that predate it."""
 
 
 class Recommendation(Struct, frozen=True, kw_only=True):
@@ -330,6 +365,15 @@ class Recommendation(Struct, frozen=True, kw_only=True):
     effort_weeks: float | None = None
     verifications: int = 0
     """How many verified outcomes back the expected figure (0 = playbook prior only)."""
+    provenance: dict[str, Provenance] = {}
+    """Source of ``effort_weeks`` and ``risk`` (the expected gain carries its own)."""
+    score: float | None = None
+    """The ranking score that chose this approach for its target (see ``rationale``)."""
+    rationale: str = ""
+    """How the score was computed, from which figures, and what came next."""
+    context: dict[str, float] = {}
+    """The state the expected figure is for: ``miss`` (log of how far the metric misses its
+    target) and ``load`` (utilisation of the resource the approach relieves, a fraction)."""
 
 
 class AnalysisReport(Struct, frozen=True, kw_only=True):
@@ -364,12 +408,17 @@ class PlanEntry(Struct, frozen=True, kw_only=True):
     approach: str
     backend_strategic_score: Annotated[float, Meta(ge=0, le=100)]
     implementation_phase: Phase
+    score_rationale: str = ""
+    """How the score was computed (urgency measured, gain prior or calibrated, weight,
+    effort prior) and why the phase."""
 
 
 class InfrastructureRoi(Struct, frozen=True, kw_only=True):
     estimated_total_performance_gain_pct: float
     estimated_infrastructure_efficiency_pct: float
     implementation_effort: str
+    provenance: dict[str, Provenance] = {}
+    """Source of each figure above (prior or calibrated gains; the playbook's effort)."""
 
 
 class ScalabilityProjections(Struct, frozen=True, kw_only=True):
@@ -423,6 +472,11 @@ class PlanItem(Struct, frozen=True, kw_only=True):
     expected_improvement_pct: ImprovementRange
     effort: Text
     risk: Text
+    score: Annotated[float, Meta(ge=0, le=100)] | None = None
+    score_rationale: Text = ""
+    """Why this item ranks where it does: the score's terms and where each comes from."""
+    provenance: dict[Name, Provenance] = {}
+    """Source of the item's other figures (``effort``, ``risk``)."""
 
 
 class OptimizationPlan(Message, frozen=True, kw_only=True):
@@ -434,6 +488,8 @@ class OptimizationPlan(Message, frozen=True, kw_only=True):
     agent_id: Ident
     source_task_id: TaskId
     items: list[PlanItem]
+    service: Token | None = None
+    """The backend the plan is for (the task's ``params.service``)."""
 
 
 class BaselineMetric(Struct, frozen=True, kw_only=True):
@@ -450,6 +506,10 @@ class Prediction(Struct, frozen=True, kw_only=True):
     approach: Name
     expected_improvement_pct: Finite
     expected_value: Finite
+    expected_range: ImprovementRange | None = None
+    """The full prediction: its predictive interval, level and provenance."""
+    context: Annotated[dict[Name, Finite], Meta(max_length=16)] = {}
+    """The state the prediction is for (``Recommendation.context``)."""
 
 
 class PerformanceBaseline(Message, frozen=True, kw_only=True):
@@ -462,6 +522,8 @@ class PerformanceBaseline(Message, frozen=True, kw_only=True):
     window: Window
     metrics: dict[Name, BaselineMetric]
     predictions: list[Prediction]
+    service: Token | None = None
+    """The backend the baseline was captured on (the task's ``params.service``)."""
 
 
 # --- from Athena, Hephaestus, Helios ------------------------------------------------

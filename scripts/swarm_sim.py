@@ -71,8 +71,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
+from agent.learning.model import EMPTY_POOL, gain
 from agent.planning.playbook import PLAYBOOK
-from agent.planning.prioritize import prior
 from protocols import (
     ImplementationUpdate,
     OptimizationPlan,
@@ -115,7 +115,7 @@ def moved_as_predicted(predicted: float, actual: float) -> bool:
 
 def prior_expected_pct(approach_key: str, metric: str) -> float:
     """What the agent predicts with no verification: the playbook's expected figure."""
-    return float(prior(approach_key, metric)[1])
+    return gain(EMPTY_POOL, approach_key, metric).expected
 
 
 class SimulatedBackend:
@@ -130,8 +130,11 @@ class SimulatedBackend:
         """This round's hidden state of every backend."""
         return self.fleet.step()
 
-    def window(self, levels: Mapping[str, float], task_type: str, end: float) -> dict[str, Any]:
-        """``params`` of a task: an hour of ``[epoch_ts, value]`` pairs per metric of the type."""
+    def window(
+        self, levels: Mapping[str, float], task_type: str, end: float, service: str
+    ) -> dict[str, Any]:
+        """``params`` of a task: an hour of ``[epoch_ts, value]`` pairs per metric of the type,
+        for the backend named ``service`` (its name only: the agent never sees its state)."""
         ts = end - 60.0 * np.arange(SAMPLES_PER_WINDOW)[::-1]
         metrics = {
             name: [
@@ -145,7 +148,7 @@ class SimulatedBackend:
             for name, m in sim_truth.METRICS.items()
             if m.task_type == task_type
         }
-        return {"window": "1h", "metrics": metrics}
+        return {"window": "1h", "metrics": metrics, "service": service}
 
     def apply(self, approach_key: str, state: sim_truth.BackendState) -> sim_truth.BackendState:
         """The backend's state once the approach is rolled out (one draw of its mechanism)."""
@@ -467,7 +470,7 @@ async def _round(swarm: _Swarm, number: int) -> RoundStats:
     sent = [(name, tt) for name in states for tt in sim_truth.TASK_TYPES]
     results = await asyncio.gather(
         *(
-            swarm.helios.analyse(tt, swarm.backend.window(levels[name], tt, end))
+            swarm.helios.analyse(tt, swarm.backend.window(levels[name], tt, end, name))
             for name, tt in sent
         )
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from datetime import UTC, datetime
 
 import msgspec
@@ -84,7 +85,18 @@ def test_report_judges_ranks_and_recommends() -> None:
     db = [r for r in report.recommendations if r.target == "database_query_time"]
     assert db[0].type == "optimization"
     # Pool pressure is not measured, so indexing comes before pooling and replicas.
-    assert db[0].expected_improvement == "40–70 % lower database_query_time (expected 55 %)"
+    assert re.fullmatch(
+        r"-?[\d.]+–[\d.]+ % lower database_query_time \(expected 55 %; 80 % range for one "
+        r"outcome; playbook prior\)",
+        db[0].expected_improvement,
+    ), db[0].expected_improvement
+    rng = db[0].expected_improvement_pct
+    assert rng.level == 0.8
+    assert rng.provenance is not None
+    assert rng.provenance.source == "prior"
+    assert rng.low < 40.0  # one outcome varies more than the mean
+    assert rng.high > 70.0
+    assert db[0].provenance["effort_weeks"].source == "prior"
     assert db[0].effort == "3 engineer-weeks"
     assert db[0].risk.startswith("medium: ")
 

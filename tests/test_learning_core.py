@@ -21,7 +21,7 @@ from agent.analysis.bottlenecks import Finding, find_bottlenecks
 from agent.analysis.catalog import CATALOG
 from agent.analysis.judge import judge
 from agent.analysis.series import Series
-from agent.learning.calibration import calibrated, calibration_from, prior_tau
+from agent.learning.calibration import calibration_from, pool_of
 from agent.learning.effectiveness import effectiveness
 from agent.learning.events import (
     FeedbackEvent,
@@ -32,6 +32,7 @@ from agent.learning.events import (
     feedback_event,
     verification_event,
 )
+from agent.learning.model import NO_CONTEXT, TAU_MIN, Gain, gain, prior_tau
 from agent.learning.outcomes import actual_improvement_pct, outcome_of
 from agent.learning.records import PredictionRecord
 from agent.learning.state import (
@@ -450,41 +451,56 @@ def test_kv_keys_are_valid_and_distinct() -> None:
 
 # --- calibration ---------------------------------------------------------------------
 
-PRIOR = (40.0, 55.0, 70.0)  # query optimisation
+EXPECTED = PLAYBOOK["query_optimization"].impact_expected
+
+
+def gain_of(summary: OutcomeSummary | None, metric: str = "api_response_time") -> Gain:
+    summaries = {} if summary is None else {(summary.approach_key, summary.metric): summary}
+    return gain(pool_of(summaries), "query_optimization", metric, NO_CONTEXT)
 
 
 def test_no_evidence_is_exactly_the_prior() -> None:
-    assert calibrated(PRIOR, None) == (40.0, 55.0, 70.0, 0)
-    assert calibrated(PRIOR, OutcomeSummary(approach_key="q", metric="m")) == (40.0, 55.0, 70.0, 0)
+    assert gain_of(None) == gain_of(OutcomeSummary(approach_key="query_optimization", metric="m"))
+    g = gain_of(None)
+    assert g.expected == pytest.approx(EXPECTED)
+    assert not g.calibrated
+    assert g.prior_weight == 1.0
+    assert g.low < PLAYBOOK["query_optimization"].impact_low  # one outcome varies more
     calibrate = calibration_from({})
+    (finding,) = findings()
     for key in PLAYBOOK:
-        assert calibrate(key, "api_response_time") == prior(key, "api_response_time")
+        assert calibrate(key, finding) == prior(key, finding)
 
 
 def test_two_verifications_move_the_figure_only_part_way() -> None:
-    low, expected, high, n = calibrated(PRIOR, summary_of([0.5, 0.5]))
-    assert n == 2
-    assert 55.0 * 0.5 + 5.0 < expected < 55.0 - 5.0  # moved, but far from 27.5
-    assert low < expected < high
+    g = gain_of(summary_of([0.5, 0.5]))
+    assert g.verifications == 2
+    assert EXPECTED * 0.5 + 5.0 < g.expected < EXPECTED - 5.0  # moved, but far from half
+    assert g.low < g.expected < g.high
+    assert 0.0 < g.prior_weight < 1.0
 
 
-def test_many_verifications_bring_the_figure_to_the_evidence_and_narrow_it() -> None:
+def test_many_verifications_bring_the_figure_to_the_evidence_and_narrow_its_mean() -> None:
     rng = random.Random(7)
     ratios = [0.5 + rng.gauss(0.0, 0.02) for _ in range(50)]
-    low, expected, high, n = calibrated(PRIOR, summary_of(ratios))
-    assert n == 50
-    assert expected == pytest.approx(55.0 * 0.5, rel=0.05)
-    assert high - low < PRIOR[2] - PRIOR[0]
-    assert low < expected < high
-    # More evidence, narrower still.
-    low2, _, high2, _ = calibrated(PRIOR, summary_of(ratios[:10]))
-    assert high - low < high2 - low2
+    g = gain_of(summary_of(ratios))
+    assert g.verifications == 50
+    assert g.expected == pytest.approx(EXPECTED * 0.5, rel=0.05)
+    assert g.low < g.expected < g.high
+    assert g.mean_low is not None
+    assert g.mean_high is not None
+    few = gain_of(summary_of(ratios[:10]))
+    assert few.mean_low is not None
+    assert few.mean_high is not None
+    assert g.mean_high - g.mean_low < few.mean_high - few.mean_low
+    assert g.prior_weight < few.prior_weight
 
 
 def test_the_prior_spread_is_read_from_the_range() -> None:
-    assert prior_tau(40.0, 55.0, 70.0) == pytest.approx(30 / (2 * 1.96 * 55))
-    assert prior_tau(54.0, 55.0, 56.0) == 0.1  # floored
-    assert prior_tau(0.0, 0.0, 0.0) > 0
+    a = PLAYBOOK["query_optimization"]
+    spread = a.impact_high - a.impact_low
+    assert prior_tau(a) == max(spread / (2 * 1.96 * a.impact_expected), TAU_MIN)
+    assert prior_tau(None) > 0
 
 
 def findings() -> list[Finding]:
@@ -501,19 +517,18 @@ def test_a_badly_verified_approach_sinks_below_an_alternative() -> None:
     assert [i.approach.key for i in before] == ["query_optimization"]
     rng = random.Random(3)
     bad = summary_of([-0.2 + rng.gauss(0.0, 0.05) for _ in range(10)])
-    low, expected, high, n = calibrated(PRIOR, bad)
-    assert expected <= 0.0
-    assert low <= expected <= high
-    assert n == 10
     calibrate = calibration_from({("query_optimization", metric): bad})
-    assert calibrate("query_optimization", metric) == (low, expected, high, n)
+    (finding,) = findings()
+    g = calibrate("query_optimization", finding)
+    assert g.expected <= 0.0
+    assert g.low <= g.expected <= g.high
+    assert g.verifications == 10
     after = prioritize("t-1", findings(), calibrate=calibrate)
     (item,) = after
     assert item.approach.key != "query_optimization"
     assert item.primary.gain.verifications == 0
-    (finding,) = findings()
     weeks = PLAYBOOK["query_optimization"].effort_weeks
-    sunk = score_candidate(finding.urgency, expected, 1.0, weeks)
+    sunk = score_candidate(finding.urgency, g.expected, 1.0, weeks)
     assert item.score > sunk
 
 
@@ -585,13 +600,8 @@ def test_outcome_of_never_raises_nor_goes_non_finite(
     assert all(math.isfinite(x) for x in (s.ratio_sum, s.ratio_sq_sum, s.abs_pct_error_sum))
 
 
-@given(
-    st.tuples(finite, finite, finite).map(lambda t: tuple(sorted(t))),
-    st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), max_size=30),
-)
-def test_calibrated_is_finite_and_ordered(
-    prior_range: tuple[float, float, float], ratios: list[float]
-) -> None:
+@given(st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), max_size=30))
+def test_calibrated_is_finite_and_ordered(ratios: list[float]) -> None:
     s: OutcomeSummary | None = None
     for i, r in enumerate(ratios):
         s = apply_outcome(
@@ -602,7 +612,7 @@ def test_calibrated_is_finite_and_ordered(
             )
             or pytest.fail("defined"),
         )
-    low, expected, high, n = calibrated(prior_range, s)
-    assert all(math.isfinite(x) for x in (low, expected, high))
-    assert low <= expected <= high
-    assert n == len(ratios)
+    g = gain_of(s)
+    assert all(math.isfinite(x) for x in (g.low, g.expected, g.high))
+    assert g.low <= g.expected <= g.high
+    assert g.verifications == len(ratios)

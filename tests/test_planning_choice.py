@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from agent.analysis.bottlenecks import Finding
 from agent.analysis.catalog import CATALOG
+from agent.learning.model import Gain
 from agent.planning import prioritize as prioritize_module
 from agent.planning import recommend as recommend_module
 from agent.planning.playbook import CONDITIONS, PLAYBOOK
@@ -231,9 +232,12 @@ def test_the_first_recommendation_is_always_the_plans_choice(
     symptoms: frozenset[str],
     signals: dict[str, bool | None],
 ) -> None:
-    def calibrate(key: str, metric: str) -> tuple[float, float, float, int]:
+    def calibrate(key: str, f: Finding) -> Gain:
         a = PLAYBOOK[key]
-        return calibration.get((key, metric), (a.impact_low, a.impact_expected, a.impact_high, 0))
+        low, mid, high, n = calibration.get(
+            (key, f.metric), (a.impact_low, a.impact_expected, a.impact_high, 0)
+        )
+        return Gain(low=low, expected=mid, high=high, verifications=n)
 
     inputs: dict[str, Any] = {
         "weights": weights,

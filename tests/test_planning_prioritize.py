@@ -15,6 +15,7 @@ from agent.analysis.catalog import CATALOG
 from agent.analysis.judge import Judgement, judge
 from agent.analysis.series import Series
 from agent.analysis.trend import TrendResult
+from agent.learning.model import Gain
 from agent.planning.playbook import PLAYBOOK
 from agent.planning.prioritize import (
     CATEGORY,
@@ -144,11 +145,11 @@ def test_a_target_with_every_approach_infeasible_gets_no_item_and_the_reason_is_
 
 
 def test_calibrated_gain_changes_the_choice_and_is_carried_with_its_verifications() -> None:
-    def calibrate(key: str, metric: str) -> tuple[float, float, float, int]:
-        if (key, metric) == ("cache_ttl_tuning", "redis_cache_hit"):
-            return 80.0, 90.0, 95.0, 5
+    def calibrate(key: str, f: Finding) -> Gain:
+        if (key, f.metric) == ("cache_ttl_tuning", "redis_cache_hit"):
+            return Gain(low=80.0, expected=90.0, high=95.0, verifications=5)
         a = PLAYBOOK[key]
-        return a.impact_low, a.impact_expected, a.impact_high, 0
+        return Gain(low=a.impact_low, expected=a.impact_expected, high=a.impact_high)
 
     items = prioritize("t", spec_example(), calibrate=calibrate)
     ttl, caching = items
@@ -364,9 +365,12 @@ def test_any_findings_give_a_consistent_plan(
     calibration: dict[str, tuple[float, float, float, int]],
     engineers: int,
 ) -> None:
-    def calibrate(key: str, metric: str) -> tuple[float, float, float, int]:
+    def calibrate(key: str, f: Finding) -> Gain:
         a = PLAYBOOK[key]
-        return calibration.get(key, (a.impact_low, a.impact_expected, a.impact_high, 0))
+        low, mid, high, n = calibration.get(
+            key, (a.impact_low, a.impact_expected, a.impact_high, 0)
+        )
+        return Gain(low=low, expected=mid, high=high, verifications=n)
 
     sinking = dict.fromkeys(sink, "infeasible")
     items = prioritize("t", found, weights=weights, calibrate=calibrate, sinking=sinking)

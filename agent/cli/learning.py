@@ -70,7 +70,35 @@ def cmd_learning(args: argparse.Namespace) -> int:
             shown = "n/a" if value is None else f"{value:.3g}"
             print(f"{name:<28} {shown:>8}  {figure.get('basis') or figure.get('reason', '')}")
     print(f"{'verifications':<28} {result.get('verifications', 0):>8}")
+    _print_model(result.get("model"))
     return EXIT_OK
+
+
+def _print_model(model: Any) -> None:
+    """Per approach and metric: the fitted dependence on state and the coverage so far."""
+    pairs = model.get("pairs") if isinstance(model, dict) else None
+    if not pairs:
+        return
+    print(
+        "\nfitted effect (ratio to the playbook figure = intercept + miss·x + load·x, ± 1 sd) "
+        "and coverage of single outcomes:"
+    )
+    print(
+        f"{'approach':<26} {'metric':<22} {'n':>4} {'intercept':>13} {'miss':>13} "
+        f"{'load':>13} {'noise':>6} {'coverage':>9} {'width pp':>8}"
+    )
+    for p in pairs:
+        c = p["coefficients"]
+        terms = [f"{c[k]['mean']:+.2f}±{c[k]['sd']:.2f}" for k in ("intercept", "miss", "load")]
+        cov = p["coverage"]
+        covered = (
+            "n/a" if cov["value"] is None else f"{100 * cov['value']:.0f}% /{cov['denominator']}"
+        )
+        width = "n/a" if p["mean_width_pp"] is None else f"{p['mean_width_pp']:.1f}"
+        print(
+            f"{p['approach']:<26} {p['metric']:<22} {p['verifications']:>4} {terms[0]:>13} "
+            f"{terms[1]:>13} {terms[2]:>13} {p['noise_sd']:>6.2f} {covered:>9} {width:>8}"
+        )
 
 
 def register(sub: Subparsers) -> None:

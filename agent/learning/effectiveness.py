@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.learning.calibration import pool_of
+from agent.learning.model import FEATURES, LEVEL, coefficients, fit_pair
 from agent.learning.state import LearningState, OutcomeSummary
 
 
@@ -74,6 +76,45 @@ def _by_approach(summaries: list[OutcomeSummary]) -> dict[str, Any]:
     return out
 
 
+def fitted_model(state: LearningState) -> list[dict[str, Any]]:
+    """Per (approach, metric) with outcomes: the fitted dependence on the state and how
+    often the predicted interval held the outcome (``learning show``).
+
+    ``coefficients`` are in ratio units (actual ÷ the playbook's expected figure):
+    ``intercept`` at a metric on target and a resource at 70 %, ``miss`` per unit of
+    log distance from target, ``load`` per unit of the queueing factor
+    (``learning.model``); each with its posterior sd.
+    """
+    fitted = pool_of(state.summaries)
+    out = []
+    for (approach, metric), s in sorted(state.summaries.items()):
+        if s.count == 0:
+            continue
+        f = fit_pair(fitted, approach, metric)
+        out.append(
+            {
+                "approach": approach,
+                "metric": metric,
+                "verifications": s.fitted,
+                "services": sorted(s.by_service),
+                "coefficients": {
+                    name: {"mean": round(m, 4), "sd": round(sd, 4)}
+                    for name, (m, sd) in coefficients(f).items()
+                },
+                "noise_sd": round(f.s2**0.5, 4),
+                "coverage": _figure(
+                    s.covered,
+                    s.intervals,
+                    f"verified outcomes inside the {round((s.level or LEVEL) * 100)} % interval "
+                    "predicted for them, over outcomes whose prediction stated a level",
+                    "no outcome of a prediction with a stated level yet",
+                ),
+                "mean_width_pp": s.mean_width,
+            }
+        )
+    return out
+
+
 def effectiveness(state: LearningState) -> dict[str, Any]:
     """The effectiveness figures of ``state`` (module doc); plain JSON-ready data."""
     summaries = list(state.summaries.values())
@@ -86,6 +127,7 @@ def effectiveness(state: LearningState) -> dict[str, Any]:
         "recommendation_accuracy": _accuracy(sum(s.successes for s in summaries), outcomes),
         "prediction_error_mape": _mape(sum(s.abs_pct_error_sum for s in summaries), outcomes),
         "by_approach": _by_approach(summaries),
+        "model": {"features": list(FEATURES), "level": LEVEL, "pairs": fitted_model(state)},
         "implemented_share": _figure(
             statuses.count("implemented"),
             totals.items_issued,

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from agent.analysis.catalog import CATALOG
+from agent.learning.model import Context, miss_of
 from agent.learning.records import PredictionRecord
 from agent.planning.playbook import PLAYBOOK
 from protocols.messages import Direction, VerificationResult
@@ -79,6 +80,17 @@ class Outcome:
     """``|predicted − actual| / max(|actual|, 1) × 100``, in % (``ERROR_FLOOR_PCT``, capped)."""
     verified_at: float
     """Epoch seconds."""
+    context: Context
+    """The state the prediction was made for (the model's features)."""
+    covered: bool | None = None
+    """The actual fell inside the predicted ``low``–``high``; None when the prediction had
+    no stated level (a record from before predictive intervals)."""
+    width_pct: float | None = None
+    """``high − low`` of the predicted interval, in points."""
+    level: float | None = None
+    """The level the interval was stated at."""
+    service: str = ""
+    """The backend it was applied on (empty: not named)."""
 
 
 def outcome_of(verification: VerificationResult, prediction: PredictionRecord) -> Outcome | None:
@@ -103,6 +115,8 @@ def outcome_of(verification: VerificationResult, prediction: PredictionRecord) -
     if ratio is not None and not math.isfinite(ratio):
         ratio = None
     error = abs(predicted - actual) / max(abs(actual), ERROR_FLOOR_PCT) * 100.0
+    interval = prediction.expected_improvement_pct
+    stated = interval.level is not None
     return Outcome(
         verification_id=verification.verification_id,
         recommendation_id=verification.recommendation_id,
@@ -115,4 +129,20 @@ def outcome_of(verification: VerificationResult, prediction: PredictionRecord) -
         ratio=ratio,
         abs_pct_error=min(error, MAX_ERROR_PCT),
         verified_at=verification.verified_at.timestamp(),
+        context=context_of_record(prediction, spec.bounded if spec is not None else False),
+        covered=interval.low <= actual <= interval.high if stated else None,
+        width_pct=interval.high - interval.low if stated else None,
+        level=interval.level,
+        service=prediction.service,
     )
+
+
+def context_of_record(prediction: PredictionRecord, bounded: bool) -> Context:
+    """The recorded context; for a record without one, the miss its own values give."""
+    miss = prediction.context.get("miss")
+    if miss is None or not math.isfinite(miss):
+        miss = miss_of(
+            prediction.direction, bounded, prediction.baseline_value, prediction.target_value
+        )
+    load = prediction.context.get("load")
+    return Context(miss=miss, load=load if load is not None and math.isfinite(load) else None)

@@ -25,3 +25,8 @@ class PredictionRecord(msgspec.Struct, frozen=True, kw_only=True):
     expected_improvement_pct: ImprovementRange
     expected_value: float
     created_at: datetime
+    context: dict[str, float] = {}
+    """The state the prediction was made for (``learning.model.Context``): the features
+    a verification of it is learned with. Empty in records that predate it."""
+    service: str = ""
+    """The backend it was made for (the task's ``params.service``); empty: not named."""

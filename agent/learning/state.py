@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from agent.learning.events import FeedbackEvent, LearningEvent, VerificationEvent
+from agent.learning.model import RATIO_CLIP, Evidence, K
 from agent.learning.outcomes import Outcome, outcome_of
 from protocols.messages import ImplementationUpdate, VerificationResult
 
@@ -35,9 +36,6 @@ TOTALS_IDS_CAP = 1000
 UNKNOWN_IDS_CAP = 500
 PLAN_IDS_CAP = 500
 """Update and verification ids remembered per plan."""
-RATIO_CLIP = 10.0
-"""Ratios enter a summary clipped to ±10: one wild measurement (a latency that rose
-100-fold is a ratio of −200 against a 50 % prediction) cannot outweigh the rest."""
 
 TOTALS_KEY = "totals"
 INFEASIBLE_KEY = "infeasible"
@@ -58,6 +56,27 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 # --- per (approach, metric) --------------------------------------------------------
 
+SERVICES_CAP = 64
+"""Services tracked apart per summary; outcomes of more count for the pair alone."""
+
+
+class ServiceEvidence(msgspec.Struct, frozen=True, kw_only=True):
+    """The model's sums for one service's outcomes of a pair (``learning.model.Evidence``)."""
+
+    n: int = 0
+    xtx: list[float] = []
+    xty: list[float] = []
+    yty: float = 0.0
+
+    def evidence(self) -> Evidence:
+        if self.n <= 0 or len(self.xtx) != K * K or len(self.xty) != K:
+            return Evidence()
+        return Evidence(n=self.n, xtx=tuple(self.xtx), xty=tuple(self.xty), yty=self.yty)
+
+    @classmethod
+    def of(cls, e: Evidence) -> ServiceEvidence:
+        return cls(n=e.n, xtx=list(e.xtx), xty=list(e.xty), yty=e.yty)
+
 
 class OutcomeSummary(msgspec.Struct, frozen=True, kw_only=True):
     """Every verified outcome of one approach on one metric, summed; the recent ones kept."""
@@ -77,6 +96,39 @@ class OutcomeSummary(msgspec.Struct, frozen=True, kw_only=True):
     """The last ``WINDOW`` absolute percentage errors, in %."""
     applied: list[str] = []
     """The last ``APPLIED_CAP`` verification ids applied."""
+    fitted: int = 0
+    """Outcomes in the model's sums below (those with a ratio, counted since the model)."""
+    xtx: list[float] = []
+    """Σ x xᵀ of the model's features (row-major, ``K``×``K``)."""
+    xty: list[float] = []
+    """Σ x·ratio."""
+    yty: float = 0.0
+    """Σ ratio²."""
+    intervals: int = 0
+    """Outcomes whose prediction stated a level: the denominator of ``coverage``."""
+    covered: int = 0
+    """Of which the actual fell inside the predicted interval."""
+    width_sum: float = 0.0
+    """Σ of those intervals' widths, in points."""
+    level: float | None = None
+    """The level those intervals were stated at (the latest seen)."""
+    by_service: dict[str, ServiceEvidence] = {}
+    """The same sums per named service (at most ``SERVICES_CAP``)."""
+
+    def evidence(self) -> Evidence:
+        """The model's sufficient statistics for this pair."""
+        if self.fitted <= 0 or len(self.xtx) != K * K or len(self.xty) != K:
+            return Evidence()
+        return Evidence(n=self.fitted, xtx=tuple(self.xtx), xty=tuple(self.xty), yty=self.yty)
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of single outcomes inside the interval predicted for them; None before any."""
+        return self.covered / self.intervals if self.intervals else None
+
+    @property
+    def mean_width(self) -> float | None:
+        return self.width_sum / self.intervals if self.intervals else None
 
     @property
     def success_rate(self) -> float | None:
@@ -120,12 +172,30 @@ def apply_outcome(summary: OutcomeSummary | None, outcome: Outcome) -> OutcomeSu
         summary.ratio_sq_sum,
     )
     ratios = summary.ratios
+    evidence = summary.evidence()
+    by_service = summary.by_service
     if outcome.ratio is not None:
         r = min(max(outcome.ratio, -RATIO_CLIP), RATIO_CLIP)
         ratio_count, ratio_sum, ratio_sq_sum = ratio_count + 1, ratio_sum + r, ratio_sq_sum + r * r
         ratios = [*ratios[-(WINDOW - 1) :], r]
+        x = outcome.context.x()
+        evidence = evidence.add(x, r)
+        svc = outcome.service
+        if svc and (svc in by_service or len(by_service) < SERVICES_CAP):
+            known = by_service.get(svc, ServiceEvidence()).evidence()
+            by_service = {**by_service, svc: ServiceEvidence.of(known.add(x, r))}
+    stated = outcome.covered is not None
     return msgspec.structs.replace(
         summary,
+        fitted=evidence.n,
+        xtx=list(evidence.xtx) if evidence.n else [],
+        xty=list(evidence.xty) if evidence.n else [],
+        yty=evidence.yty,
+        intervals=summary.intervals + int(stated),
+        covered=summary.covered + int(bool(outcome.covered)),
+        width_sum=summary.width_sum + (outcome.width_pct or 0.0),
+        level=outcome.level if stated else summary.level,
+        by_service=by_service,
         count=summary.count + 1,
         successes=summary.successes + int(outcome.success),
         ratio_count=ratio_count,

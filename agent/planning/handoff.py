@@ -29,6 +29,8 @@ PHASE_OF_TYPE: Mapping[str, Phase] = {
     "improvement": "Phase_3_Medium",
 }
 """Phase of an analysis report's recommendation (a plan report names its own phases)."""
+RATIONALE_MAX = 4096
+"""A plan item's rationale is cut here (the wire's ``Text``); the report keeps it whole."""
 
 
 def _digest(task_id: str) -> str:
@@ -73,7 +75,11 @@ def _items(
 
 
 def handoff(
-    report: AnalysisReport | PlanningReport, *, task_id: str, agent_id: str
+    report: AnalysisReport | PlanningReport,
+    *,
+    task_id: str,
+    agent_id: str,
+    service: str | None = None,
 ) -> tuple[OptimizationPlan, PerformanceBaseline] | None:
     """The plan and the baseline for a report that recommends something (else None)."""
     recs = report.recommendations
@@ -88,6 +94,7 @@ def handoff(
         created_at=created,
         agent_id=agent_id,
         source_task_id=task_id,
+        service=service,
         items=[
             PlanItem(
                 recommendation_id=r.recommendation_id,
@@ -100,6 +107,11 @@ def handoff(
                 expected_improvement_pct=r.expected_improvement_pct,
                 effort=r.effort,
                 risk=r.risk,
+                score=r.score,
+                score_rationale=r.rationale[:RATIONALE_MAX],
+                provenance={
+                    ("effort" if k == "effort_weeks" else k): v for k, v in r.provenance.items()
+                },
             )
             for rank, (r, phase) in enumerate(items, start=1)
         ],
@@ -108,6 +120,7 @@ def handoff(
         baseline_id=baseline_id,
         plan_id=plan_id,
         captured_at=created,
+        service=service,
         window=report.window or "1h",
         metrics={
             name: BaselineMetric(
@@ -133,6 +146,8 @@ def handoff(
                     ),
                     6,
                 ),
+                expected_range=r.expected_improvement_pct,
+                context=r.context,
             )
             for r, _ in items
         ],

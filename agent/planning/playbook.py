@@ -86,6 +86,9 @@ class Approach:
     """Keys of approaches to finish before this one (``PLAYBOOK`` keys; no cycles)."""
     needs: str | None = None
     """A ``CONDITIONS`` key the data must show for this approach to pay off; None: none."""
+    load: str | None = None
+    """The utilisation series (%) of the resource this approach relieves: how busy it is
+    changes what the approach can do (``learning.model``'s ``load`` feature)."""
 
     @property
     def impact_expected(self) -> float:
@@ -140,6 +143,7 @@ _APPROACHES: tuple[Approach, ...] = (
         # A pool removes the cost of opening connections and the wait for a free one; a
         # database that is slow with healthy pools is slow per query, which no pool fixes.
         needs="db_pool_pressure",
+        load="db_pool_utilization",
     ),
     Approach(
         key="batched_async_processing",
@@ -152,6 +156,7 @@ _APPROACHES: tuple[Approach, ...] = (
         risk="reordering and at-least-once duplicates need idempotent consumers",
         prerequisites=("idempotent handlers", "a durable queue"),
         infra_cost="a durable queue (JetStream stream)",
+        load="cpu_utilization",
     ),
     Approach(
         key="websocket_clustering",
@@ -222,6 +227,7 @@ _APPROACHES: tuple[Approach, ...] = (
         # replica runs the same slow query: index and rewrite it instead. (Pool pressure is
         # the one load signal measured so far; a read-saturation signal would be sharper.)
         needs="db_pool_pressure",
+        load="db_pool_utilization",
     ),
     Approach(
         key="load_shedding",
@@ -234,6 +240,7 @@ _APPROACHES: tuple[Approach, ...] = (
         risk="legitimate requests rejected when limits are too tight",
         prerequisites=("per-client request metrics", "a priority for each endpoint"),
         infra_cost="none",
+        load="cpu_utilization",
     ),
     Approach(
         key="autoscaling",
@@ -246,6 +253,7 @@ _APPROACHES: tuple[Approach, ...] = (
         risk="cost spikes and cold-start latency while scaling out",
         prerequisites=("stateless instances", "CPU/memory/latency scaling signals"),
         infra_cost="instance-hours above the baseline fleet",
+        load="cpu_utilization",
     ),
     Approach(
         key="retries_circuit_breakers",
@@ -275,3 +283,9 @@ def approaches_for(bottleneck_type: str) -> list[Approach]:
     risk_rank = {"low": 0, "medium": 1, "high": 2}
     matching = [a for a in PLAYBOOK.values() if bottleneck_type in a.addresses]
     return sorted(matching, key=lambda a: (-a.impact_per_week, risk_rank[a.risk_level], a.key))
+
+
+LOAD_METRICS: tuple[str, ...] = tuple(
+    dict.fromkeys(a.load for a in PLAYBOOK.values() if a.load is not None)
+)
+"""Every utilisation some approach relieves: what a plan reads for the model's ``load``."""

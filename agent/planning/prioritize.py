@@ -14,7 +14,9 @@ How a plan is made from ranked findings:
    (``signals[need] is False``: a pool for a database whose pools are healthy). Each is
    kept as a ``Skipped`` with its reason, on the item chosen instead
    (``PlannedItem.skipped``, and its rationale) and by ``sunk_candidates`` (which also
-   names targets left with no approach at all).
+   names targets left with no approach at all). A candidate whose calibrated gain for
+   the target is at or below 0 is skipped too: verified outcomes say it does no good
+   in this context (the learning model's prediction, not the playbook's).
 3. **Score** of a candidate for a target, ``score_candidate``: a blend of urgency,
    expected gain and business weight, times an effort factor (see there). An approach
    that is a candidate for k targets is one piece of work, so each target is charged
@@ -55,8 +57,9 @@ from typing import Literal
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.analysis.catalog import MetricSpec
-from agent.planning.playbook import CONDITIONS, PLAYBOOK, Approach, approaches_for
-from protocols.messages import BusinessImpactWeights, ImprovementRange, Phase, PlanEntry, Severity
+from agent.learning.model import EMPTY_POOL, Context, Gain, context_of, gain
+from agent.planning.playbook import CONDITIONS, Approach, approaches_for
+from protocols.messages import BusinessImpactWeights, Phase, PlanEntry, Severity
 
 Category = Literal["api_performance", "scalability", "ai_processing", "infrastructure_efficiency"]
 CATEGORIES: tuple[Category, ...] = (
@@ -67,8 +70,8 @@ CATEGORIES: tuple[Category, ...] = (
 )
 PHASES: tuple[Phase, ...] = ("Phase_1_Critical", "Phase_2_High", "Phase_3_Medium", "Phase_4_Low")
 
-Calibration = Callable[[str, str], tuple[float, float, float, int]]
-"""(approach key, metric) → (low, expected, high, verifications): the expected gain in %."""
+Calibration = Callable[[str, Finding], Gain]
+"""(approach key, finding) → the expected gain in % in the finding's context."""
 Signals = Mapping[str, bool | None]
 """Condition (``Approach.needs``) → ``True`` seen in the data, ``False`` measured and
 absent, ``None`` (or no entry) not measured."""
@@ -254,41 +257,43 @@ def _score_floor(phase: Phase) -> float:
 # --- the items -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Gain:
-    """Expected improvement in % (the approach's ``measure``), and what backs it."""
-
-    low: float
-    expected: float
-    high: float
-    verifications: int = 0
-    """Verified outcomes behind the figure; 0 is the playbook's prior alone."""
-
-    @property
-    def calibrated(self) -> bool:
-        return self.verifications > 0
-
-    def to_range(self) -> ImprovementRange:
-        return ImprovementRange(low=self.low, expected=self.expected, high=self.high)
+def context_of_finding(
+    approach_key: str, f: Finding, state: Mapping[str, float] | None = None
+) -> Context:
+    """The state ``f``'s metric is in, as the learning model reads it (``state``: every
+    measured metric's current value, for the approach's ``load``)."""
+    j = f.judgement
+    return context_of(approach_key, f.metric, j.spec.direction, j.current, j.target, state or {})
 
 
-def prior(approach_key: str, metric: str) -> tuple[float, float, float, int]:
-    """The playbook's range for the approach, backed by no verification (the default).
+def prior(approach_key: str, f: Finding) -> Gain:
+    """The playbook's figure for the approach with nothing verified (the default).
 
     The one ``Calibration`` used before anything was verified, by the plan and the
-    reports alike (``planning.recommend`` re-exports it).
+    reports alike (``planning.recommend`` re-exports it): the model with no evidence,
+    so its interval is a predictive one at the stated level, like a calibrated one.
     """
-    del metric  # the prior does not depend on the metric; calibration may
-    a = PLAYBOOK[approach_key]
-    return a.impact_low, a.impact_expected, a.impact_high, 0
+    return gain(EMPTY_POOL, approach_key, f.metric, context_of_finding(approach_key, f))
 
 
-def _gain(calibrate: Calibration, approach: Approach, metric: str) -> Gain:
+def prior_in(approach_key: str, f: Finding, state: Mapping[str, float]) -> Gain:
+    """The prior in the state the finding is in (the context it will be recorded with)."""
+    return gain(EMPTY_POOL, approach_key, f.metric, context_of_finding(approach_key, f, state))
+
+
+def _harmful(g: Gain) -> str:
+    return (
+        f"verified to do no good here: expected {fmt(g.expected)} % "
+        f"({g.verifications} verified outcome(s) on this metric, {g.pooled} pooled)"
+    )
+
+
+def _gain(calibrate: Calibration, approach: Approach, f: Finding) -> Gain:
     """The calibrated gain, or the prior when calibration returns anything non-finite."""
-    low, expected, high, verifications = calibrate(approach.key, metric)
-    if not all(math.isfinite(x) for x in (low, expected, high)):
-        low, expected, high, verifications = prior(approach.key, metric)
-    return Gain(low=low, expected=expected, high=high, verifications=max(0, int(verifications)))
+    g = calibrate(approach.key, f)
+    if not all(math.isfinite(x) for x in (g.low, g.expected, g.high)):
+        return prior(approach.key, f)
+    return g
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +375,7 @@ class PlannedItem:
             approach=self.approach.name,
             backend_strategic_score=round(self.score, 2),
             implementation_phase=self.phase,
+            score_rationale=self.rationale,
         )
 
 
@@ -493,7 +499,10 @@ def rank_candidates(
         relative = weights.relative(category)
         scored: list[tuple[bool, float, int, Candidate]] = []
         for position, (a, unmeasured) in enumerate(viable[f.metric]):
-            gain = _gain(calibration, a, f.metric)
+            gain = _gain(calibration, a, f)
+            if gain.calibrated and gain.expected <= 0.0:
+                skipped.append(Skipped(a.key, f.metric, _harmful(gain)))
+                continue
             share = a.effort_weeks / reach[a.key]
             score = score_candidate(f.urgency, gain.expected, relative, share)
             coverage = Coverage(f, category, gain, score, relative, share)
@@ -574,22 +583,35 @@ def _ordered(items: dict[str, _Draft]) -> list[_Draft]:
     return out
 
 
-def _rationale(draft: _Draft, items: Mapping[str, _Draft], skipped: Sequence[Skipped]) -> str:
-    a = draft.approach
-    best = draft.covers[0]
-    f = best.finding
+def score_terms(a: Approach, c: Coverage) -> str:
+    """How ``c.score`` was computed, each term with its source (measured, prior, calibrated)."""
+    f = c.finding
     share = (
         f"{fmt(a.effort_weeks)} engineer-weeks"
-        if best.effort_share_weeks == a.effort_weeks
+        if c.effort_share_weeks == a.effort_weeks
         else f"{fmt(a.effort_weeks)} engineer-weeks shared by the "
-        f"{round(a.effort_weeks / best.effort_share_weeks)} breached targets it acts on"
+        f"{round(a.effort_weeks / c.effort_share_weeks)} breached targets it acts on"
     )
+    source = c.gain.provenance(a.key)
+    gain_source = (
+        f"calibrated, {c.gain.verifications} verified here + {c.gain.pooled} pooled"
+        if source.source == "calibrated"
+        else "playbook prior"
+    )
+    return (
+        f"score {c.score:.1f} = 100 × (0.45·{_unit(f.urgency / 100):.2f} urgency [measured] + "
+        f"0.30·{_unit(min(c.gain.expected, GAIN_CAP_PCT) / 100):.2f} gain "
+        f"[{fmt(c.gain.expected)} %, {gain_source}] + "
+        f"0.25·{c.relative_weight:.2f} {c.category} weight [business weights]) × "
+        f"{effort_factor(c.effort_share_weeks):.2f} effort [{share}, playbook prior]"
+    )
+
+
+def _rationale(draft: _Draft, items: Mapping[str, _Draft], skipped: Sequence[Skipped]) -> str:
+    a = draft.approach
     parts = [
-        f"{a.key} for {', '.join(c.metric for c in draft.covers)}: score {draft.score:.1f} = "
-        f"100 × (0.45·{_unit(f.urgency / 100):.2f} urgency + "
-        f"0.30·{_unit(min(best.gain.expected, GAIN_CAP_PCT) / 100):.2f} gain + "
-        f"0.25·{best.relative_weight:.2f} {best.category} weight) × "
-        f"{effort_factor(best.effort_share_weeks):.2f} effort ({share})"
+        f"{a.key} for {', '.join(c.metric for c in draft.covers)}: "
+        f"{score_terms(a, draft.covers[0])}"
     ]
     worst = driving(c.finding for c in draft.covers)
     if draft.promoted_by:

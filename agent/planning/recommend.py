@@ -15,6 +15,7 @@ from typing import Literal
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.analysis.catalog import MetricSpec
+from agent.learning.model import EMPTY_POOL, Gain, gain
 from agent.planning.playbook import Approach
 from agent.planning.prioritize import (
     DEFAULT_WEIGHTS,
@@ -26,8 +27,9 @@ from agent.planning.prioritize import (
     prior,
     rank_candidates,
     recommendation_id,
+    score_terms,
 )
-from protocols.messages import ImprovementRange, Recommendation, Severity
+from protocols.messages import Provenance, Recommendation, Severity
 
 __all__ = [
     "APPROACHES_PER_SEVERITY",
@@ -52,13 +54,20 @@ APPROACHES_PER_SEVERITY: Mapping[Severity, int] = {"critical": 2, "high": 2, "me
 """How many approaches a bottleneck of each severity gets: the best two when it is serious."""
 
 
-def improvement_text(
-    approach: Approach, spec: MetricSpec, gain: tuple[float, float, float] | None = None
-) -> str:
-    """What the approach's percentage range (calibrated, or the prior) means for this metric."""
-    low, mid, high = gain or (approach.impact_low, approach.impact_expected, approach.impact_high)
-    span = f"{fmt(low)}–{fmt(high)} %"
-    expected = f"(expected {fmt(mid)} %)"
+def improvement_text(approach: Approach, spec: MetricSpec, gain: Gain | None = None) -> str:
+    """What the expected range means for this metric, and where the figure comes from."""
+    g = gain or prior_gain(approach.key, spec.name)
+    span = f"{fmt(g.low)}–{fmt(g.high)} %"
+    source = g.provenance(approach.key)
+    said = (
+        f"calibrated from {g.verifications} verification{'' if g.verifications == 1 else 's'}"
+        + (f" + {g.pooled} pooled" if g.pooled else "")
+        if source.source == "calibrated"
+        else "playbook prior"
+    )
+    expected = (
+        f"(expected {fmt(g.expected)} %; {g.level * 100:.0f} % range for one outcome; {said})"
+    )
     if approach.measure == "capacity":
         return f"{span} more capacity for {spec.name} {expected}"
     if spec.direction == "lower_is_better":
@@ -66,6 +75,20 @@ def improvement_text(
     if spec.bounded:
         return f"{span} smaller {spec.name} shortfall to 100 % {expected}"
     return f"{span} higher {spec.name} {expected}"
+
+
+def playbook_provenance(approach: Approach) -> dict[str, Provenance]:
+    """Effort and risk are the playbook's, for every recommendation and plan item."""
+    basis = f"playbook entry {approach.key}"
+    return {
+        "effort_weeks": Provenance(source="prior", basis=basis),
+        "risk": Provenance(source="prior", basis=basis),
+    }
+
+
+def prior_gain(approach_key: str, metric: str) -> Gain:
+    """The playbook's figure with no context (for text outside a plan)."""
+    return gain(EMPTY_POOL, approach_key, metric)
 
 
 def _effort(weeks: float) -> str:
@@ -115,19 +138,17 @@ def recommend(
                     type=RECOMMENDATION_TYPE[finding.severity],
                     target=spec.name,
                     approach=approach.name,
-                    expected_improvement=improvement_text(
-                        approach, spec, (gain.low, gain.expected, gain.high)
-                    ),
-                    expected_improvement_pct=ImprovementRange(
-                        low=round(gain.low, 2),
-                        expected=round(gain.expected, 2),
-                        high=round(gain.high, 2),
-                    ),
+                    expected_improvement=improvement_text(approach, spec, gain),
+                    expected_improvement_pct=gain.to_range(approach.key),
                     effort=_effort(approach.effort_weeks),
                     effort_weeks=approach.effort_weeks,
                     risk=f"{approach.risk_level}: {approach.risk}",
                     calibrated=gain.calibrated,
                     verifications=gain.verifications,
+                    provenance=playbook_provenance(approach),
+                    score=round(candidate.coverage.score, 2),
+                    rationale=score_terms(approach, candidate.coverage),
+                    context=dict(gain.context),
                 )
             )
     return recommendations

@@ -304,7 +304,7 @@ class Dispatcher:
                 ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
             async with self._computing:
                 report = await asyncio.to_thread(self.routes[task_type], ctx)
-            outputs = self._outputs(report, request.task_id)
+            outputs = self._outputs(report, request.task_id, request.params.service)
         except AgentError as exc:
             error = ErrorInfo(code=exc.code, message=exc.message[:4000])
         except Exception as exc:
@@ -381,9 +381,9 @@ class Dispatcher:
             }
         raise InvalidParams(f"unknown source {source!r}: use inline, kpi or prometheus")
 
-    def _outputs(self, report: Report, task_id: str) -> list[Output]:
+    def _outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:
         """Plan, baseline and predictions of a report that recommends something."""
-        made = handoff(report, task_id=task_id, agent_id=self.settings.agent_id)
+        made = handoff(report, task_id=task_id, agent_id=self.settings.agent_id, service=service)
         if made is None:
             return []
         plan, baseline = made

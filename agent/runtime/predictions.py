@@ -60,6 +60,8 @@ def prediction_records(
                 expected_improvement_pct=item.expected_improvement_pct,
                 expected_value=p.expected_value,
                 created_at=baseline.captured_at,
+                context=dict(p.context),
+                service=baseline.service or "",
             )
         )
     return out

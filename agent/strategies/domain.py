@@ -32,8 +32,9 @@ from agent.analysis.validity import screen, unit_suspicion
 from agent.errors import InsufficientData
 from agent.learning.calibration import calibration_from
 from agent.learning.state import sinking
-from agent.planning.playbook import CONDITIONS
-from agent.planning.recommend import Calibration, prior, recommend
+from agent.planning.playbook import CONDITIONS, LOAD_METRICS
+from agent.planning.prioritize import prior_in
+from agent.planning.recommend import Calibration, recommend
 from agent.store import MetricStore, store_from_params
 from agent.strategies.base import TaskContext
 from protocols.messages import (
@@ -285,9 +286,24 @@ def signals_of(a: Assessment) -> dict[str, bool | None]:
     return out
 
 
-def calibration_of(ctx: TaskContext) -> Calibration:
-    """The playbook's priors blended with what was verified (the priors alone before that)."""
-    return calibration_from(ctx.learning.summaries) if ctx.learning is not None else prior
+def load_state(a: Assessment) -> dict[str, float]:
+    """The window mean of every utilisation an approach relieves (``Approach.load``): the
+    state the learning model reads besides the target's own miss."""
+    out: dict[str, float] = {}
+    for metric in LOAD_METRICS:
+        series = a.store.merged(metric, window_s=a.window_s, end=a.end)
+        if len(series):
+            out[metric] = float(np.mean(series.values))
+    return out
+
+
+def calibration_of(ctx: TaskContext, a: Assessment) -> Calibration:
+    """Expected gains in the state ``a`` found: the playbook's priors moved by what was
+    verified in similar states (the priors alone before that)."""
+    state = load_state(a)
+    if ctx.learning is None:
+        return lambda key, f: prior_in(key, f, state)
+    return calibration_from(ctx.learning.summaries, state, ctx.params.service)
 
 
 def sinking_of(ctx: TaskContext) -> dict[tuple[str, str], str]:
@@ -491,7 +507,7 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
             ctx.task_id,
             a.findings,
             symptoms=a.symptoms,
-            calibrate=calibration_of(ctx),
+            calibrate=calibration_of(ctx, a),
             sinking=sinking_of(ctx),
             signals=signals_of(a),
         ),

@@ -30,7 +30,7 @@ from agent.planning.prioritize import (
     prioritize,
     sunk_candidates,
 )
-from agent.planning.recommend import RECOMMENDATION_TYPE, improvement_text
+from agent.planning.recommend import RECOMMENDATION_TYPE, improvement_text, playbook_provenance
 from agent.planning.risk import resource_requirements, risk_assessment
 from agent.planning.roi import infrastructure_roi, timeline_estimate
 from agent.strategies.base import TaskContext
@@ -104,15 +104,17 @@ def _recommendation(item: PlannedItem) -> Recommendation:
         type=RECOMMENDATION_TYPE[c.finding.severity],
         target=c.metric,
         approach=item.approach.name,
-        expected_improvement=improvement_text(
-            item.approach, c.finding.judgement.spec, (c.gain.low, c.gain.expected, c.gain.high)
-        ),
-        expected_improvement_pct=c.gain.to_range(),
+        expected_improvement=improvement_text(item.approach, c.finding.judgement.spec, c.gain),
+        expected_improvement_pct=c.gain.to_range(item.approach.key),
         effort=f"{item.approach.effort_weeks:g} engineer-weeks",
         effort_weeks=item.approach.effort_weeks,
         risk=f"{item.approach.risk_level}: {item.approach.risk}",
         calibrated=c.gain.calibrated,
         verifications=c.gain.verifications,
+        provenance=playbook_provenance(item.approach),
+        score=round(item.score, 2),
+        rationale=item.rationale,
+        context=dict(c.gain.context),
     )
 
 
@@ -131,7 +133,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         a.findings,
         weights=weights,
         symptoms=a.symptoms,
-        calibrate=calibration_of(ctx),
+        calibrate=calibration_of(ctx, a),
         sinking=sunk,
         signals=signals,
     )
@@ -143,6 +145,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         window_s=a.window_s,
         triggers=triggers,
         plan_gain_pct=float(roi["estimated_total_performance_gain_pct"]),
+        plan_gain_source=roi["provenance"]["estimated_total_performance_gain_pct"],
         trends={
             **{name: m.trend for name, m in a.measured.items()},
             **{name: j.trend for name, j in a.judged.items()},
@@ -170,6 +173,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
             estimated_total_performance_gain_pct=roi["estimated_total_performance_gain_pct"],
             estimated_infrastructure_efficiency_pct=roi["estimated_infrastructure_efficiency_pct"],
             implementation_effort=roi["implementation_effort"],
+            provenance=roi["provenance"],
         ),
         scalability_projections=ScalabilityProjections(
             current_baseline=projections["current_baseline"],

@@ -1,0 +1,472 @@
+"""What an approach will do here: its effect as a function of the state it meets, learned.
+
+The playbook gives one figure per approach. What really happens depends on where it is
+applied: an index helps a slow database more than a fast one, replicas cost more than
+they save on an idle pool, autoscaling does nothing below its threshold. This module
+predicts the effect in context and says how sure it is.
+
+**The model.** The unknown is the ratio ``r`` of the actual improvement to the
+playbook's expected one (so every approach and metric share one scale), linear in a few
+features of the state (``FEATURES``)::
+
+    r = β₀ + β₁·miss + β₂·load + ε,      ε ~ N(0, σ²)
+
+- ``miss``: how far the metric misses its target, ``log(baseline / target)`` in the
+  bad direction (for a bounded percentage the gap to 100 %), clipped to ±``MISS_CLIP``;
+  positive = missing. With fixed targets this is the baseline's own coordinate.
+- ``load``: the utilisation of the resource the approach relieves
+  (``Approach.load``: CPU for autoscaling, the connection pool for pooling and
+  replicas), as a fraction minus ``LOAD_CENTRE``; 0 when the approach has none or it
+  was not measured.
+
+**Partial pooling, shrinking to the playbook.** Each (approach, metric) pair's
+coefficients start from the playbook, ``β ~ N((1, 0, 0), diag(τ², SLOPE_SD², SLOPE_SD²))``
+with ``τ`` read from the playbook range as a 95 % interval of the mean ratio. The same
+approach's outcomes on its *other* metrics update that prior (conjugate normal update)
+and the result is widened by ``BETWEEN_SD`` (metrics differ), which is the pair's
+prior; the pair's own outcomes update it in turn. Noise ``σ²`` is pooled the same way:
+the pair's residuals against ``NU0`` pseudo-observations of the approach's pooled
+residual variance, itself pooled against ``NU0`` of the variance across all approaches,
+itself against ``ASSUMED_SD`` (an assumption, stated). With no evidence the prediction is
+the playbook's; as evidence grows the prior's weight (``Gain.prior_weight``) falls.
+
+**Intervals.** The prediction in context ``x`` is ``E·x·m`` (``E`` the playbook's
+expected figure, ``m`` the posterior mean). Two intervals, never confused:
+
+- ``low``–``high``: where the NEXT single outcome lands with probability ``LEVEL``
+  (80 %): ``E·(x·m ± t·√(σ² + xᵀVx))``, ``t`` Student-t with ``NU0 + n`` degrees of
+  freedom. It stays wide for a bimodal or heavy-tailed approach, however much evidence.
+- ``mean_low``–``mean_high``: the ``MEAN_LEVEL`` (95 %) interval of the mean effect
+  here, ``E·(x·m ± z·√(xᵀVx))``: it narrows as evidence grows.
+
+Everything here is pure: plain numbers in, a ``Gain`` out (numpy for the algebra, scipy
+for the t quantile).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from agent.analysis.catalog import CATALOG
+from agent.planning.playbook import PLAYBOOK, Approach
+from protocols.messages import Direction, ImprovementRange, Interval, Provenance
+
+FEATURES: tuple[str, ...] = ("intercept", "miss", "load")
+K = len(FEATURES)
+LEVEL = 0.8
+"""Coverage level of ``low``–``high`` for one outcome; named on the wire (``level``)."""
+MEAN_LEVEL = 0.95
+MISS_CLIP = 3.0
+LOAD_CENTRE = 0.7
+"""``load`` is 0 at 70 % utilisation: the intercept is the effect at a busy-but-not-
+saturated resource, the playbook's implicit setting."""
+LOAD_CAP = 0.97
+TAU_MIN = 0.4
+"""ASSUMED: the playbook's figure is a prior for *a* backend, not this one: it never claims
+its mean to better than ±40 % (1 sd) of itself, however narrow its range."""
+RATIO_CLIP = 10.0
+"""Ratios enter clipped to ±10: one wild measurement cannot outweigh the rest."""
+SLOPE_SD = 1.0
+"""Prior sd of each slope: the playbook says nothing of how an effect depends on the state,
+so a unit of miss or of load may move the ratio by ±1 (1 sd)."""
+BETWEEN_SD = 0.4
+"""How far one metric's coefficients may sit from its siblings' (1 sd, per coefficient)."""
+SERVICE_SD = 0.5
+"""How far one service's coefficients may sit from the pair's across services (1 sd):
+two backends can differ in what no feature measures (a far region, a query mix)."""
+NU0 = 4.0
+"""Pseudo-observations the pooled noise variance counts for, at each level."""
+ASSUMED_SD = 0.6
+"""ASSUMED: the sd of one outcome's ratio before anything is verified (single roll-outs
+vary by ±60 % of the expected figure). Only the prior interval rests on it."""
+FLOOR_PCT = -100.0
+CEIL_PCT = 10_000.0
+
+
+# --- the state an approach meets -------------------------------------------------------
+
+
+def miss_of(direction: Direction, bounded: bool, baseline: float, target: float | None) -> float:
+    """How far ``baseline`` misses ``target`` (log ratio, positive = missing), clipped; 0
+    without a target."""
+    if target is None:
+        return 0.0
+    if direction == "lower_is_better":
+        a, b = baseline, target
+    elif bounded:
+        a, b = 100.0 - baseline, 100.0 - target
+    else:
+        a, b = target, baseline
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0.0 or b <= 0.0:
+        return 0.0 if a == b else (MISS_CLIP if a > b else -MISS_CLIP)
+    return min(max(math.log(a) - math.log(b), -MISS_CLIP), MISS_CLIP)
+
+
+def queueing(utilisation: float) -> float:
+    """The load feature: waiting grows as ``u/(1 − u)`` (queueing theory: M/M/1, Kingman),
+    taken relative to its value at ``LOAD_CENTRE`` and less 1, so 0 is a busy-but-sane
+    resource, −1 an idle one and large values a saturated one (``u`` capped at 97 %)."""
+    u = min(max(utilisation, 0.0), LOAD_CAP)
+    return (u / (1.0 - u)) / (LOAD_CENTRE / (1.0 - LOAD_CENTRE)) - 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The state an approach is applied in, as the model's features see it."""
+
+    miss: float
+    load: float | None
+    """Utilisation (fraction) of the resource the approach relieves; None: none or unmeasured."""
+
+    def x(self) -> np.ndarray:
+        return np.array([1.0, self.miss, 0.0 if self.load is None else queueing(self.load)])
+
+    def as_dict(self) -> dict[str, float]:
+        out = {"miss": round(self.miss, 4)}
+        if self.load is not None:
+            out["load"] = round(self.load, 4)
+        return out
+
+
+NO_CONTEXT = Context(miss=0.0, load=None)
+
+
+def context_of(
+    approach_key: str,
+    metric: str,
+    direction: Direction,
+    baseline: float,
+    target: float,
+    state: Mapping[str, float],
+) -> Context:
+    """The context of a prediction: the metric's miss and, where it has one, the approach's
+    load read from ``state`` (metric → current value, utilisations in %)."""
+    spec = CATALOG.get(metric)
+    miss = miss_of(direction, spec.bounded if spec is not None else False, baseline, target)
+    approach = PLAYBOOK.get(approach_key)
+    load_metric = approach.load if approach is not None else None
+    value = state.get(load_metric) if load_metric is not None else None
+    load = value / 100.0 if value is not None and math.isfinite(value) else None
+    return Context(miss=miss, load=load)
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Sufficient statistics of verified ratios: additive, so a fold can keep them."""
+
+    n: int = 0
+    xtx: tuple[float, ...] = (0.0,) * (K * K)
+    xty: tuple[float, ...] = (0.0,) * K
+    yty: float = 0.0
+
+    def add(self, x: np.ndarray, y: float) -> Evidence:
+        y = min(max(y, -RATIO_CLIP), RATIO_CLIP)
+        return Evidence(
+            n=self.n + 1,
+            xtx=tuple((np.array(self.xtx) + np.outer(x, x).ravel()).tolist()),
+            xty=tuple((np.array(self.xty) + x * y).tolist()),
+            yty=self.yty + y * y,
+        )
+
+    def __add__(self, other: Evidence) -> Evidence:
+        return Evidence(
+            n=self.n + other.n,
+            xtx=tuple((np.array(self.xtx) + np.array(other.xtx)).tolist()),
+            xty=tuple((np.array(self.xty) + np.array(other.xty)).tolist()),
+            yty=self.yty + other.yty,
+        )
+
+    def __sub__(self, other: Evidence) -> Evidence:
+        return Evidence(
+            n=self.n - other.n,
+            xtx=tuple((np.array(self.xtx) - np.array(other.xtx)).tolist()),
+            xty=tuple((np.array(self.xty) - np.array(other.xty)).tolist()),
+            yty=self.yty - other.yty,
+        )
+
+    @property
+    def XtX(self) -> np.ndarray:  # noqa: N802 - the algebra's name
+        return np.array(self.xtx).reshape(K, K)
+
+    @property
+    def Xty(self) -> np.ndarray:  # noqa: N802
+        return np.array(self.xty)
+
+
+NO_EVIDENCE = Evidence()
+
+
+def total(evidence: Iterable[Evidence]) -> Evidence:
+    out = NO_EVIDENCE
+    for e in evidence:
+        out = out + e
+    return out
+
+
+# --- fitting ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """A posterior: coefficients ``mean`` with covariance ``cov``, noise variance ``s2``."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    s2: float
+    dof: float
+    """Degrees of freedom behind ``s2`` (pseudo-observations plus outcomes)."""
+    n: int
+    prior_cov: np.ndarray
+    """The covariance the pair started from (for the prior's weight)."""
+
+
+def prior_tau(approach: Approach | None) -> float:
+    """The prior sd of the mean ratio, the playbook range read as a 95 % interval."""
+    if approach is None or approach.impact_expected == 0.0:
+        return RATIO_CLIP
+    tau = (approach.impact_high - approach.impact_low) / (
+        2.0 * 1.96 * abs(approach.impact_expected)
+    )
+    return min(max(tau, TAU_MIN), RATIO_CLIP) if math.isfinite(tau) else RATIO_CLIP
+
+
+def _playbook_prior(approach: Approach | None) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([1.0, 0.0, 0.0]), np.diag([prior_tau(approach) ** 2, SLOPE_SD**2, SLOPE_SD**2])
+
+
+def _update(
+    m0: np.ndarray, v0: np.ndarray, e: Evidence, s2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The conjugate normal update of N(m0, v0) by ``e`` at noise variance ``s2``."""
+    p0 = np.linalg.inv(v0)
+    precision = p0 + e.XtX / s2
+    cov = np.linalg.inv(precision)
+    cov = (cov + cov.T) / 2.0
+    return cov @ (p0 @ m0 + e.Xty / s2), cov
+
+
+def _ssr(m: np.ndarray, e: Evidence) -> float:
+    """Residual sum of squares of coefficients ``m`` on ``e`` (from the sums alone)."""
+    return max(float(e.yty - 2.0 * m @ e.Xty + m @ e.XtX @ m), 0.0)
+
+
+def _residuals(e: Evidence) -> tuple[float, int]:
+    """(residual sum of squares, degrees of freedom) of ``e``'s own least-squares fit."""
+    if e.n == 0:
+        return 0.0, 0
+    xtx = e.XtX
+    b = np.linalg.pinv(xtx) @ e.Xty
+    return _ssr(b, e), max(e.n - int(np.linalg.matrix_rank(xtx)), 0)
+
+
+def _noise(e: Evidence, s0: float, nu0: float) -> float:
+    """``σ²``: the least-squares residuals of ``e`` pooled with ``nu0`` observations of ``s0``.
+
+    The residuals are the data's own (least squares, not the prior-pulled posterior):
+    measured against the prior's mean they would count the prior's error as noise, and
+    more noise would let the prior pull harder still.
+    """
+    ssr, dof = _residuals(e)
+    return (nu0 * s0 + ssr) / (nu0 + dof) if nu0 + dof > 0 else s0
+
+
+def fit(m0: np.ndarray, v0: np.ndarray, e: Evidence, s0: float, nu0: float = NU0) -> Fit:
+    """The posterior of N(m0, v0) after ``e``, noise pooled with ``nu0`` observations of ``s0``."""
+    s2 = _noise(e, s0, nu0)
+    m, v = _update(m0, v0, e, s2) if e.n else (m0, v0)
+    return Fit(mean=m, cov=v, s2=s2, dof=nu0 + e.n, n=e.n, prior_cov=v0)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """Every pair's evidence, and the pooled noise it implies (computed once per state)."""
+
+    by_pair: Mapping[tuple[str, str], Evidence]
+    by_service: Mapping[tuple[str, str, str], Evidence]
+    """(approach, metric, service) → that service's share of the pair's evidence."""
+    by_approach: Mapping[str, Evidence]
+    noise_by_approach: Mapping[str, float]
+    noise_all: float
+
+
+def pool(
+    by_pair: Mapping[tuple[str, str], Evidence],
+    by_service: Mapping[tuple[str, str, str], Evidence] | None = None,
+) -> Pool:
+    """Pool ``by_pair``: each approach's evidence, and its residual variance (module doc)."""
+    by_approach: dict[str, Evidence] = {}
+    for (approach, _), e in by_pair.items():
+        by_approach[approach] = by_approach.get(approach, NO_EVIDENCE) + e
+    ssr, n = 0.0, 0
+    per: dict[str, tuple[float, int]] = {}
+    for key, e in by_approach.items():
+        per[key] = _residuals(e)
+        ssr, n = ssr + per[key][0], n + per[key][1]
+    noise_all = (NU0 * ASSUMED_SD**2 + ssr) / (NU0 + n)
+    noise = {k: (NU0 * noise_all + s) / (NU0 + c) for k, (s, c) in per.items()}
+    return Pool(
+        by_pair=dict(by_pair),
+        by_service=dict(by_service or {}),
+        by_approach=by_approach,
+        noise_by_approach=noise,
+        noise_all=noise_all,
+    )
+
+
+EMPTY_POOL = pool({})
+
+
+def fit_pair(p: Pool, approach_key: str, metric: str, service: str | None = None) -> Fit:
+    """The pair's posterior: playbook → siblings (widened by ``BETWEEN_SD``) → its own
+    outcomes on other services (widened by ``SERVICE_SD``) → the service's own."""
+    m0, v0 = _playbook_prior(PLAYBOOK.get(approach_key))
+    own = p.by_pair.get((approach_key, metric), NO_EVIDENCE)
+    siblings = p.by_approach.get(approach_key, NO_EVIDENCE) - own
+    s0 = p.noise_by_approach.get(approach_key, p.noise_all)
+    if siblings.n > 0:
+        sib = fit(m0, v0, siblings, s0)
+        m0, v0 = sib.mean, sib.cov + np.eye(K) * BETWEEN_SD**2
+    mine = p.by_service.get((approach_key, metric, service or ""), NO_EVIDENCE)
+    if service is None or mine.n == 0:
+        return fit(m0, v0, own, s0)
+    rest = fit(m0, v0, own - mine, s0)
+    here = fit(rest.mean, rest.cov + np.eye(K) * SERVICE_SD**2, mine, rest.s2)
+    return dataclasses.replace(here, n=own.n, prior_cov=v0)
+
+
+# --- predicting ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gain:
+    """An expected improvement in % in one context, its two intervals and what backs it."""
+
+    low: float
+    expected: float
+    high: float
+    """``low``–``high``: the ``level`` predictive interval of one outcome."""
+    verifications: int = 0
+    """Verified outcomes of this approach on this metric; 0 is the playbook's prior
+    alone (siblings' outcomes may still have moved it: ``pooled``)."""
+    level: float = LEVEL
+    mean_low: float | None = None
+    mean_high: float | None = None
+    prior_weight: float = 1.0
+    """Share of the mean's certainty that is still the prior's, 1 → 0 as evidence grows."""
+    pooled: int = 0
+    """Outcomes of the same approach on other metrics that informed it."""
+    context: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.verifications > 0 or self.pooled > 0
+
+    def provenance(self, approach_key: str) -> Provenance:
+        if not self.calibrated:
+            return Provenance(
+                source="prior",
+                basis=f"playbook range for {approach_key}; interval widened by the assumed "
+                f"±{ASSUMED_SD:.0%} spread of single outcomes",
+            )
+        return Provenance(
+            source="calibrated",
+            basis=f"{self.verifications} verified outcome(s) on this metric and "
+            f"{self.pooled} on others, prior weight {self.prior_weight:.2f}",
+            verifications=self.verifications,
+        )
+
+    def to_range(self, approach_key: str, digits: int = 2) -> ImprovementRange:
+        mean = (
+            Interval(
+                low=round(self.mean_low, digits),
+                high=round(self.mean_high, digits),
+                level=MEAN_LEVEL,
+            )
+            if self.mean_low is not None and self.mean_high is not None
+            else None
+        )
+        return ImprovementRange(
+            low=round(self.low, digits),
+            expected=round(self.expected, digits),
+            high=round(self.high, digits),
+            level=self.level,
+            mean_interval=mean,
+            provenance=self.provenance(approach_key),
+        )
+
+
+def predict(f: Fit, expected_pct: float, context: Context, ceiling: float = CEIL_PCT) -> Gain:
+    """The gain in ``context`` from fit ``f`` and the playbook's expected figure; no figure
+    above ``ceiling`` (100 for a reduction: nothing falls by more than all of it)."""
+
+    def _clamp(x: float) -> float:
+        return min(max(x, FLOOR_PCT), ceiling) if math.isfinite(x) else 0.0
+
+    x = context.x()
+    mean = float(x @ f.mean)
+    var_mean = max(float(x @ f.cov @ x), 0.0)
+    var_prior = max(float(x @ f.prior_cov @ x), 1e-12)
+    t = float(stats.t.ppf(0.5 + LEVEL / 2.0, f.dof))
+    z = float(stats.norm.ppf(0.5 + MEAN_LEVEL / 2.0))
+    spread = t * math.sqrt(f.s2 + var_mean)
+    e = expected_pct
+    ends = sorted((_clamp(e * (mean - spread)), _clamp(e * (mean + spread))))
+    mean_ends = sorted(
+        (_clamp(e * (mean - z * math.sqrt(var_mean))), _clamp(e * (mean + z * math.sqrt(var_mean))))
+    )
+    mid = _clamp(e * mean)
+    return Gain(
+        low=min(ends[0], mid),
+        expected=mid,
+        high=max(ends[1], mid),
+        verifications=f.n,
+        mean_low=mean_ends[0],
+        mean_high=mean_ends[1],
+        prior_weight=min(var_mean / var_prior, 1.0),
+        context=context.as_dict(),
+    )
+
+
+def gain(
+    p: Pool,
+    approach_key: str,
+    metric: str,
+    context: Context = NO_CONTEXT,
+    service: str | None = None,
+) -> Gain:
+    """The expected gain of ``approach_key`` on ``metric`` in ``context`` (on ``service``),
+    from ``p``."""
+    approach = PLAYBOOK.get(approach_key)
+    expected = approach.impact_expected if approach is not None else 0.0
+    f = fit_pair(p, approach_key, metric, service)
+    own = p.by_pair.get((approach_key, metric), NO_EVIDENCE).n
+    pooled = p.by_approach.get(approach_key, NO_EVIDENCE).n - own
+    ceiling = 100.0 if approach is None or approach.measure == "reduction" else CEIL_PCT
+    g = predict(f, expected, context, ceiling)
+    return Gain(
+        low=g.low,
+        expected=g.expected,
+        high=g.high,
+        verifications=own,
+        level=g.level,
+        mean_low=g.mean_low,
+        mean_high=g.mean_high,
+        prior_weight=g.prior_weight,
+        pooled=pooled,
+        context=g.context,
+    )
+
+
+def coefficients(f: Fit) -> dict[str, tuple[float, float]]:
+    """Feature → (posterior mean, sd) of its coefficient, for ``learning show``."""
+    sd: Sequence[float] = np.sqrt(np.clip(np.diag(f.cov), 0.0, None)).tolist()
+    return {name: (float(f.mean[i]), float(sd[i])) for i, name in enumerate(FEATURES)}
