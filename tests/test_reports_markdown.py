@@ -209,7 +209,7 @@ def test_analysis_markdown_ranking_recommendations_and_causes(analysis: dict[str
     for r in report["recommendations"]:
         [row] = table_rows(recommendations, r["recommendation_id"])
         assert row[2:5] == [r["target"], r["approach"], r["expected_improvement"]]
-        assert row[7] == "no (playbook prior)"
+        assert row[7] == "prior (playbook)"  # the expected gain's source
     causes = section(md, "Root causes")
     assert table_rows(causes, "api_response_time")[0][1] == "database_query_time"
     changes = section(md, "Change points and outliers")
@@ -293,7 +293,8 @@ def test_planning_markdown_learning_report(planning: dict[str, Any]) -> None:
     md = render_markdown(planning)
     learning = section(md, "Learning from verified outcomes")
     [row] = table_rows(learning, "Recommendation accuracy")
-    assert row[1:] == ["—", "no verified outcome yet"]  # nothing verified: no made-up figure
+    # nothing verified: no made-up figure, and nothing to give a source for
+    assert row[1:] == ["—", "no verified outcome yet", "—"]
     assert "verifications: 0" in learning
 
 

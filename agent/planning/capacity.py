@@ -15,6 +15,11 @@ ever NaN or inf: a figure that cannot be computed is None with a reason.
   projections carry the interval, which is wide when the history is short.
 - Triggers: the Theil–Sen slope of the bucket medians, extrapolated linearly from the
   current level to the threshold, only when Mann–Kendall finds the trend significant.
+
+Sources (docs/learning.md, "Provenance"): every figure from the samples is ``measured``
+(a projection too: the measured growth, compounded); what only follows by assumption
+(connections and users growing with requests) is ``assumed``; what the plan's expected
+gain moves (the optimised ceiling) takes that gain's source, prior or calibrated.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from agent.analysis.series import (
     summed_counter_rate,
 )
 from agent.analysis.trend import ALPHA, MIN_SAMPLES, TrendResult, assess_trend, hours_to_reach
+from agent.planning.provenance import measured, weakest, wire
 from agent.store.metric_store import MetricStore
+from protocols.messages import Provenance
 
 DAY = 86_400.0
 MIN_USL_LEVELS = 6
@@ -599,6 +606,10 @@ def _missing(reason: str) -> dict[str, Any]:
     return {"value": None, "reason": reason}
 
 
+MEASURED = "measured"
+"""The ``source`` of a figure computed from the samples (``Provenance.source``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Figure:
     value: float | None
@@ -607,7 +618,16 @@ class _Figure:
     def to_dict(self) -> dict[str, Any]:
         if self.value is None:
             return _missing(self.basis)
-        return {"value": _sig(self.value), "basis": self.basis}
+        return {"value": _sig(self.value), "basis": self.basis, "source": MEASURED}
+
+
+def _planned(plan_gain: Provenance | None, what: str) -> dict[str, Any]:
+    """The source of ``what``, a measured figure moved by the plan's expected gain: the
+    gain's own (prior or calibrated); empty (the source unknown) when it was not given."""
+    if plan_gain is None:
+        return {}
+    basis = f"{what}: measured, moved by the plan's expected gain ({plan_gain.source})"
+    return wire(weakest((measured(what), plan_gain), basis))
 
 
 def _request_rate(
@@ -692,6 +712,7 @@ def _horizon(
     ceiling: float | None,
     ceiling_reason: str,
     plan_gain_pct: float,
+    plan_gain: Provenance | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"days": days}
     if isinstance(growth, str):
@@ -700,7 +721,10 @@ def _horizon(
             out[key] = _missing(reason)
         out["utilisation"] = _missing(reason)
         return out
-    basis = f"baseline compounded at {growth.rate_per_day * 100:+.3g} %/day for {days:g} days"
+    basis = (
+        f"baseline compounded at the measured {growth.rate_per_day * 100:+.3g} %/day "
+        f"for {days:g} days"
+    )
     projected: Projection | None = None
     for key, figure in (
         ("api_requests_per_s", rate),
@@ -711,10 +735,12 @@ def _horizon(
             out[key] = _missing(f"no baseline: {figure.basis}")
             continue
         p = project(figure.value, growth, days)
-        share = "" if key == "api_requests_per_s" else " (assumed to grow with requests)"
-        out[key] = {**p.to_dict(), "basis": basis + share}
         if key == "api_requests_per_s":
+            out[key] = {**p.to_dict(), "basis": basis, "source": MEASURED}
             projected = p
+        else:  # nothing measured says they grow like requests: stated, not found
+            out[key] = {**p.to_dict(), "basis": basis + " (assumed to grow with requests)"}
+            out[key]["source"] = "assumed"
     if ceiling is None or projected is None:
         why = ceiling_reason if ceiling is None else "no request-rate baseline"
         out["utilisation"] = _missing(why)
@@ -733,6 +759,19 @@ def _horizon(
             for k in ("expected", "low", "high")
         },
         "basis": "projected req/s ÷ fitted throughput ceiling (1.0 = at the ceiling)",
+        "provenance": {
+            "ceiling_req_per_s": wire(measured("throughput ceiling fitted to the samples")),
+            "current_system": wire(measured("projected req/s over the fitted ceiling")),
+            **({} if plan_gain is None else {"plan_gain_pct": wire(plan_gain)}),
+            **{
+                key: provenance
+                for key, what in (
+                    ("optimised_ceiling_req_per_s", "fitted ceiling × (1 + plan gain)"),
+                    ("optimised_system", "projected req/s over the optimised ceiling"),
+                )
+                if (provenance := _planned(plan_gain, what))
+            },
+        },
     }
     return out
 
@@ -787,6 +826,7 @@ def capacity_projections(
     window_s: float,
     triggers: Mapping[str, float],
     plan_gain_pct: float,
+    plan_gain_source: Provenance | None = None,
     horizon_days: float = 182.0,
     trends: Mapping[str, TrendResult] | None = None,
 ) -> dict[str, Any]:
@@ -801,6 +841,9 @@ def capacity_projections(
     Trigger levels are the fleet's merged samples (all instances), as an autoscaler's
     average would see them; ``trends`` are the report's judged trends of those metrics
     (decided across the report), so a trigger is dated only from a trend that survived.
+    Each figure carries its ``source`` (a ``provenance`` map in the utilisation objects);
+    ``plan_gain_source`` is that of ``plan_gain_pct`` (``infrastructure_roi``'s), without
+    which the figures the plan moves carry none.
     """
     if not (math.isfinite(window_s) and window_s > 0.0):
         raise ValueError(f"window_s must be positive and finite, got {window_s}")
@@ -815,6 +858,8 @@ def capacity_projections(
     pairs = np.isfinite(concurrency) & np.isfinite(rate_buckets)
     usl = fit_usl(concurrency[pairs], rate_buckets[pairs])
     capacity_model = {**usl.to_dict(), "concurrency_basis": users.basis}
+    if usl.model != "none":
+        capacity_model["source"] = MEASURED
     ceiling = usl.ceiling
     ceiling_reason = f"no throughput ceiling: {usl.reason}" if ceiling is None else "fitted ceiling"
 
@@ -823,7 +868,7 @@ def capacity_projections(
     demand_growth = (
         _missing(f"request rate: {growth}")
         if isinstance(growth, str)
-        else {**growth.to_dict(), "basis": "per-bucket req/s over the window"}
+        else {**growth.to_dict(), "basis": "per-bucket req/s over the window", "source": MEASURED}
     )
 
     baseline: dict[str, Any] = {
@@ -840,6 +885,14 @@ def capacity_projections(
             "current_system": _sig(_utilisation(rate.value, ceiling)),
             "optimised_system": _sig(_utilisation(rate.value, optimised)),
         }
+        sources = {
+            "current_system": wire(measured("req/s over the fitted throughput ceiling")),
+            "days_to_ceiling": wire(measured("measured growth of req/s up to the fitted ceiling")),
+            "optimised_system": _planned(plan_gain_source, "req/s over the optimised ceiling"),
+            "days_to_optimised_ceiling": _planned(
+                plan_gain_source, "measured growth of req/s up to the optimised ceiling"
+            ),
+        }
         if isinstance(growth, GrowthFit):
             runway["days_to_ceiling"] = _sig(_runway_days(rate.value, ceiling, growth), 4)
             runway["days_to_optimised_ceiling"] = _sig(
@@ -848,6 +901,7 @@ def capacity_projections(
             runway["runway_basis"] = (
                 "days until req/s at the expected growth meets the ceiling; null: not growing"
             )
+        runway["provenance"] = {k: v for k, v in sources.items() if v and k in runway}
         baseline["utilisation"] = runway
     else:
         baseline["utilisation"] = _missing(
@@ -866,14 +920,22 @@ def capacity_projections(
         )
     elif isinstance(growth, GrowthFit) and unproven is not None:
         growth = unproven
-        baseline["utilisation"].pop("days_to_ceiling", None)
-        baseline["utilisation"].pop("days_to_optimised_ceiling", None)
-        baseline["utilisation"].pop("runway_basis", None)
+        for key in ("days_to_ceiling", "days_to_optimised_ceiling", "runway_basis"):
+            baseline["utilisation"].pop(key, None)
+            baseline["utilisation"].get("provenance", {}).pop(key, None)
 
     result: dict[str, Any] = {"current_baseline": baseline}
     for key, days in HORIZONS.items():
         result[key] = _horizon(
-            days, rate, connections, users, growth, ceiling, ceiling_reason, plan_gain_pct
+            days,
+            rate,
+            connections,
+            users,
+            growth,
+            ceiling,
+            ceiling_reason,
+            plan_gain_pct,
+            plan_gain_source,
         )
 
     scaling: list[dict[str, Any]] = []
@@ -883,6 +945,13 @@ def capacity_projections(
         series = store.merged(metric, window_s=window_s, end=end)
         trend = (trends or {}).get(metric)
         crossing = trigger_crossing(series, threshold, direction, now, horizon_days, trend)
-        scaling.append({"metric": metric, **crossing.to_dict()})
+        row = {"metric": metric, **crossing.to_dict()}
+        if crossing.current is not None:
+            row["source"] = MEASURED
+            row["basis"] = (
+                f"level, slope and date from {crossing.samples} samples of the fleet; "
+                "the threshold is the configured scaling trigger"
+            )
+        scaling.append(row)
     result["scaling_triggers"] = scaling
     return result

@@ -1,6 +1,8 @@
 """Risk of the plan and what it needs: playbook risks, delay risk, people and infrastructure.
 
-Pure: planned items and findings in, report sections out.
+Pure: planned items and findings in, report sections out, each figure with its source
+(``provenance``, docs/learning.md): the playbook's levels and needs are priors, a delay
+risk is measured (the target's slope).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.planning.prioritize import PHASES, PlannedItem
-from protocols.messages import RiskLevel
+from agent.planning.provenance import measured, playbook, weakest, wire
+from protocols.messages import Provenance, RiskLevel
 
 RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high")
 DOUBLING_HOURS = 168.0
@@ -58,19 +61,33 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
     delay. The plan's risk is the highest item risk, and ``high`` when a critical
     finding has no item (nothing in the plan fixes it); ``low`` for an empty plan
     over a healthy backend.
+
+    Sources (``provenance``): an item's level is the playbook's prior (raised or not: the
+    raise only moves a prior), its delay risk is measured; the plan's level is the
+    items' prior, or measured when an unaddressed critical finding alone makes it high.
     """
     assessed = []
     levels: list[RiskLevel] = []
+    sources: list[Provenance] = []
     for item in items:
         fast = [f for f in item.findings if declining_fast(f)]
         level = item.approach.risk_level
         delay = None
+        level_basis = f"playbook risk of {item.approach.key}: {level}"
+        provenance: dict[str, Any] = {}
         if fast:
             level = _raise(level)
             delay = "; ".join(
                 f"{f.metric} worsens fast: its miss doubles in ~{fmt(hours_to_double(f) or 0.0)} h"
                 for f in fast
             )
+            level_basis += f", raised to {level}: a target's miss doubles within a week"
+            provenance["risk_of_delay"] = wire(
+                measured("hours until the miss doubles at the target's measured Theil–Sen slope")
+            )
+        source = playbook(level_basis)
+        sources.append(source)
+        provenance["risk_level"] = wire(source)
         levels.append(level)
         assessed.append(
             {
@@ -81,6 +98,7 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
                 "playbook_risk_level": item.approach.risk_level,
                 "risk": item.approach.risk,
                 "risk_of_delay": delay,
+                "provenance": provenance,
             }
         )
     covered = {m for item in items for m in item.targets}
@@ -91,8 +109,12 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
             seen.add(f.metric)
             unaddressed.append({"metric": f.metric, "severity": f.severity})
     overall: RiskLevel = max(levels, key=RISK_LEVELS.index, default="low")
+    overall_source = weakest(sources, "the highest item risk (playbook levels)")
     if any(u["severity"] == "critical" for u in unaddressed):
         overall = "high"
+        overall_source = measured("a measured critical finding has no item in the plan")
+    elif not items:
+        overall_source = measured("no item in the plan and no critical finding left unfixed")
     return {
         "overall": overall,
         "by_level": {lvl: levels.count(lvl) for lvl in RISK_LEVELS},
@@ -101,11 +123,12 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
         "basis": "playbook risk per approach, one level higher when a target's miss would "
         f"double within {fmt(DOUBLING_HOURS)} h at its measured slope; plan risk = the "
         "highest item risk, high if a critical finding has no item",
+        "provenance": {"overall": wire(overall_source)},
     }
 
 
 def resource_requirements(items: Sequence[PlannedItem]) -> dict[str, Any]:
-    """``resource_requirements`` of the planning report, all from the playbook.
+    """``resource_requirements`` of the planning report, all from the playbook (priors).
 
     Engineer-weeks per phase and in total; each item's infrastructure cost; each
     item's prerequisites and the approaches it requires (with whether they are in the
@@ -118,6 +141,11 @@ def resource_requirements(items: Sequence[PlannedItem]) -> dict[str, Any]:
     }
     return {
         "engineer_weeks": {**per_phase, "total": math.fsum(per_phase.values())},
+        "provenance": {
+            "engineer_weeks": wire(playbook("each item's effort from its playbook entry")),
+            "infrastructure": wire(playbook("each approach's infrastructure cost")),
+            "prerequisites": wire(playbook("each approach's prerequisites and requirements")),
+        },
         "infrastructure": [
             {
                 "recommendation_id": i.recommendation_id,

@@ -1,7 +1,9 @@
 """Return on the plan: expected performance gain, infrastructure efficiency and a timeline.
 
 Pure arithmetic over planned items, written so a reader can redo it by hand from
-``derivation`` (docs/methods.md §11).
+``derivation`` (docs/methods.md §11). Every figure says where it comes from
+(``provenance``, docs/learning.md): gains are the playbook's prior or calibrated, effort
+is the playbook's, the team size is an assumption.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from agent.planning.prioritize import (
     PlannedItem,
     category_of,
 )
+from agent.planning.provenance import assumed, playbook, weakest, wire
+from protocols.messages import Provenance
 
 EFFICIENCY_CATEGORY: Category = "infrastructure_efficiency"
+ENGINEERS = 2
+"""The team size a timeline assumes: no setting or task parameter gives it (yet)."""
 
 
 def _fraction(gain_pct: float) -> float:
@@ -33,6 +39,31 @@ def _unique(findings: Iterable[Finding]) -> list[Finding]:
     for f in findings:
         seen.setdefault(f.metric, f)
     return list(seen.values())
+
+
+def gain_provenance(gains: Sequence[Provenance], what: str) -> Provenance:
+    """The source of a figure combined from item gains: ``prior`` when any gain is the
+    playbook's, ``calibrated`` when all are (their verifications counted)."""
+    if not gains:
+        return weakest(
+            (),
+            f"{what}: no planned item's gain enters it, so its 0 follows from "
+            "the measured findings alone",
+        )
+    calibrated = [g for g in gains if g.source == "calibrated"]
+    verified = sum(g.verifications for g in calibrated)
+    n, k = len(gains), len(calibrated)
+    gains_said = f"{n} item gain{'' if n == 1 else 's'}"
+    if k == 0:
+        counts = f"{gains_said}, none calibrated (the playbook's prior)"
+    elif k == n:
+        counts = f"{gains_said}, all calibrated"
+    else:
+        counts = (
+            f"{gains_said}, {k} calibrated ({verified} verification"
+            f"{'' if verified == 1 else 's'}), {n - k} the playbook's prior"
+        )
+    return weakest(gains, f"{what} from {counts}")
 
 
 def _effort_text(weeks: float, items: int) -> str:
@@ -65,6 +96,8 @@ def infrastructure_roi(
       none of them misses its target.
     - ``implementation_effort``: the engineer-weeks of all items, "N engineer-weeks
       over M items".
+    - ``provenance``: the source of each figure above (``gain_provenance``: prior when
+      any gain behind it is the playbook's, else calibrated; effort is the playbook's).
 
     Pass the findings the plan was made from, symptoms included or not as the report
     wants them counted: a symptom has no item of its own and counts 0.
@@ -73,10 +106,14 @@ def infrastructure_roi(
     combined_gains: list[float] = []
     weighted = total_weight = 0.0
     efficiency: list[float] = []
+    all_sources: list[Provenance] = []
+    efficiency_sources: list[Provenance] = []
     for f in _unique(findings):
         category = category_of(f.judgement.spec)
         weight = weights.weight(category)
         fixing = [(item, c) for item in items for c in item.covers if c.metric == f.metric]
+        sources = [c.gain.provenance(item.approach.key) for item, c in fixing]
+        all_sources += sources
         remaining = 1.0
         for _, c in fixing:
             remaining *= 1.0 - _fraction(c.gain.expected)
@@ -86,6 +123,7 @@ def infrastructure_roi(
         total_weight += weight
         if category == EFFICIENCY_CATEGORY:
             efficiency.append(combined)
+            efficiency_sources += sources
         per_target.append(
             {
                 "metric": f.metric,
@@ -97,10 +135,16 @@ def infrastructure_roi(
                         "approach": item.approach.key,
                         "expected_gain_pct": c.gain.expected,
                         "verifications": c.gain.verifications,
+                        "provenance": {"expected_gain_pct": wire(source)},
                     }
-                    for item, c in fixing
+                    for (item, c), source in zip(fixing, sources, strict=True)
                 ],
                 "combined_gain_pct": round(100.0 * combined, 2),
+                "provenance": {
+                    "combined_gain_pct": wire(
+                        gain_provenance(sources, f"combined gain on {f.metric}")
+                    )
+                },
             }
         )
     if total_weight > 0.0:
@@ -115,6 +159,18 @@ def infrastructure_roi(
         ),
         "implementation_effort": _effort_text(effort, len(items)),
         "implementation_effort_weeks": effort,
+        "provenance": {
+            "estimated_total_performance_gain_pct": gain_provenance(
+                all_sources, "weighted gain over the breached metrics"
+            ),
+            "estimated_infrastructure_efficiency_pct": gain_provenance(
+                efficiency_sources, "mean gain over the breached infrastructure_efficiency metrics"
+            ),
+            "implementation_effort": playbook(
+                f"sum of the playbook's effort of the {len(items)} "
+                f"item{'' if len(items) == 1 else 's'}"
+            ),
+        },
         "derivation": {
             "total": "100 × Σ weight·combined / Σ weight over the breached metrics; "
             "combined = 1 − Π(1 − expected gain/100) over the items fixing the metric, "
@@ -126,7 +182,9 @@ def infrastructure_roi(
     }
 
 
-def timeline_estimate(items: Sequence[PlannedItem], *, engineers: int = 2) -> dict[str, Any]:
+def timeline_estimate(
+    items: Sequence[PlannedItem], *, engineers: int = ENGINEERS, engineers_from: str | None = None
+) -> dict[str, Any]:
     """Weeks per phase and in total for ``engineers`` people working the plan.
 
     Phases run one after another. Inside a phase the items are taken in plan order,
@@ -135,6 +193,10 @@ def timeline_estimate(items: Sequence[PlannedItem], *, engineers: int = 2) -> di
     same phase it ``requires``. A phase lasts until its last item ends (0 weeks when
     empty). This greedy list schedule is what a lead would do with a board; without
     dependencies it ends at most one item's length after the best schedule (Graham).
+
+    Engineer-weeks are the playbook's prior; the team size is an assumption
+    (``engineers_from`` says whose, by default ``ENGINEERS``), so every calendar week
+    derived from it is assumed too (``provenance``).
     """
     if engineers < 1:
         raise ValueError(f"engineers must be at least 1, not {engineers}")
@@ -158,11 +220,31 @@ def timeline_estimate(items: Sequence[PlannedItem], *, engineers: int = 2) -> di
             "end_week": round(end, 2),
         }
         start = end
+    team = f"{engineers} engineer{'' if engineers == 1 else 's'}"
+    if engineers_from is None:
+        engineers_from = (
+            f"{team}: the planner's default (agent.planning.roi.ENGINEERS); "
+            "no setting or task parameter gives the team size"
+            if engineers == ENGINEERS
+            else f"{team}, as given to the planner"
+        )
+    effort = playbook("each item's effort in engineer-weeks from its playbook entry")
+    team_size = assumed(engineers_from)
+    weeks = weakest(
+        (effort, team_size),
+        f"the playbook's engineer-weeks scheduled for {team} (an assumed team size)",
+    )
     return {
         "engineers": engineers,
         "phases": phases,
         "total_weeks": round(start, 2),
         "basis": f"phases in order; within a phase items in plan order, each done by one of "
-        f"{engineers} engineer{'' if engineers == 1 else 's'}, whoever is free first, "
-        "after the items it requires; weeks = engineer-weeks of the playbook's effort",
+        f"{team}, whoever is free first, after the items it requires; weeks = "
+        "engineer-weeks of the playbook's effort",
+        "provenance": {
+            "engineers": wire(team_size),
+            "engineer_weeks": wire(effort),
+            "weeks": wire(weeks),
+            "total_weeks": wire(weeks),
+        },
     }

@@ -9,7 +9,8 @@
   against the throughput ceiling, and the dates scaling triggers are expected.
 
 Each returns a ``Chart`` whose ``figure`` is None with the ``absent`` sentence saying why
-when the result lacks what the chart needs. Nothing is drawn that the result does not
+when the result lacks what the chart needs. A figure drawn is named with its source
+(``format.source_label``), as in the tables. Nothing is drawn that the result does not
 hold, except lines implied by its figures: the trend line (slope from the report,
 intercept the Theil–Sen one over the series) and the growth curve (baseline ×
 (1 + g)^days, the formula the 3- and 6-month figures were computed with).
@@ -28,8 +29,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from agent.reports.format import num, to_datetime
-from agent.reports.sections import PHASE_ORDER, as_dict, as_list, is_planning
+from agent.reports.format import num, source_label, to_datetime
+from agent.reports.sections import PHASE_ORDER, as_dict, as_list, is_planning, sources_of
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
@@ -339,7 +340,9 @@ def roadmap_chart(report: Mapping[str, Any]) -> Chart:
             else "No chart: the result holds no plan."
         )
         return Chart("roadmap", title, None, absent=why)
-    timing = as_dict(as_dict(report.get("timeline_estimate")).get("phases"))
+    timeline = as_dict(report.get("timeline_estimate"))
+    timing = as_dict(timeline.get("phases"))
+    weeks = source_label(sources_of(timeline).get("weeks"))
     labels = [
         f"{i}. {_t(e.get('approach'))} → {_t(e.get('target'))}" for i, e in enumerate(plan, 1)
     ]
@@ -355,7 +358,7 @@ def roadmap_chart(report: Mapping[str, Any]) -> Chart:
         t = as_dict(timing.get(phase))
         name = _t(phase.replace("_", " "))
         if t:
-            name += f" (weeks {num(t.get('start_week'))}–{num(t.get('end_week'))})"
+            name += f" (weeks {num(t.get('start_week'))}–{num(t.get('end_week'))}, {weeks})"
         fig.add_trace(
             go.Bar(
                 x=[float(e["backend_strategic_score"]) for _, e in rows],
@@ -373,7 +376,8 @@ def roadmap_chart(report: Mapping[str, Any]) -> Chart:
     _layout(fig, height=max(220, 100 + 36 * len(plan)), top=50, barmode="overlay")
     caption = (
         "Plan items in plan order, coloured by implementation phase; phases run one after "
-        "another (weeks from the timeline estimate)."
+        "another (weeks from the timeline estimate). How each score was computed, every "
+        "term with its source, is in the table below."
     )
     return Chart("roadmap", title, fig, caption=caption)
 
@@ -464,7 +468,7 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
             x=[x[i] for i in keep],
             y=[expected[i] for i in keep],
             mode="lines",
-            name=f"expected demand ({g:+.3g} %/day)",
+            name=f"expected demand ({g:+.3g} %/day, {source_label(growth)})",
             line={"color": OK_COLOUR, "width": 2},
             hovertemplate="%{x}<br>%{y:.4g} req/s<extra></extra>",
         )
@@ -480,23 +484,24 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
             mode="markers+text",
             text=[f"{label}: {num(p['expected'], 4)}" for label, _, p in points],
             textposition=["top right"] + ["top left"] * (len(points) - 1),
-            name="report figures (req/s)",
+            name=f"report figures (req/s, {source_label(base['api_requests_per_s'])})",
             marker={"color": OK_COLOUR, "size": 9},
             hovertemplate="%{text} req/s<extra></extra>",
         )
     )
     model = as_dict(base.get("capacity_model"))
     ceiling = _finite(model.get("ceiling"))
-    optimised = _finite(
-        as_dict(horizons["3_months"].get("utilisation")).get("optimised_ceiling_req_per_s")
-    )
+    after = as_dict(horizons["3_months"].get("utilisation"))
+    optimised = _finite(after.get("optimised_ceiling_req_per_s"))
+    after_source = source_label(sources_of(after).get("optimised_ceiling_req_per_s"))
     for level, name, dash in (
         (
             ceiling,
-            f"throughput ceiling ({_t(model.get('model'))}): {num(ceiling, 4)} req/s",
+            f"throughput ceiling ({_t(model.get('model'))}): {num(ceiling, 4)} req/s "
+            f"[{source_label(model)}]",
             "solid",
         ),
-        (optimised, f"ceiling after the plan: {num(optimised, 4)} req/s", "dash"),
+        (optimised, f"ceiling after the plan: {num(optimised, 4)} req/s [{after_source}]", "dash"),
     ):
         if level is not None:
             fig.add_trace(

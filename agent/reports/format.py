@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 NONE = "—"
 """What an absent figure is shown as (a figure the result does not have, never a guess)."""
+UNKNOWN_SOURCE = "source unknown"
+"""What a figure whose result does not say where it comes from is labelled: never bare."""
 
 
 def num(x: Any, digits: int = 6) -> str:
@@ -93,3 +96,38 @@ def text(x: Any) -> str:
     if isinstance(x, dict):
         return "; ".join(f"{k}: {text(v)}" for k, v in x.items()) if x else NONE
     return " ".join(str(x).split())
+
+
+def source_label(provenance: Any, *, basis: bool = False) -> str:
+    """Where a figure comes from, in the words of docs/learning.md ("Provenance").
+
+    ``provenance`` is a ``Provenance`` as JSON (``source``, ``basis``, ``verifications``)
+    or a figure object carrying the same keys: ``measured``, ``prior (playbook)``,
+    ``calibrated (12 verifications)`` or ``assumed``, followed by ``: <basis>`` when
+    ``basis`` is asked for and given; anything else is ``source unknown``.
+    """
+    p = provenance if isinstance(provenance, Mapping) else {}
+    source = p.get("source")
+    if source == "prior":
+        label = "prior (playbook)"
+    elif source == "calibrated":
+        n = p.get("verifications")
+        label = (
+            f"calibrated ({num(n)} verification{'' if n == 1 else 's'})"
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0
+            else "calibrated (outcomes on other metrics)"
+        )
+    elif source in ("measured", "assumed"):
+        label = str(source)
+    else:
+        return UNKNOWN_SOURCE
+    said = p.get("basis")
+    return f"{label}: {text(said)}" if basis and said else label
+
+
+def tagged(shown: str, provenance: Any, *, basis: bool = False) -> str:
+    """A figure as shown with its source after it: ``25 % [prior (playbook)]``; an absent
+    figure (``—``) stays as it is, there being nothing to source."""
+    if shown.startswith(NONE):
+        return shown
+    return f"{shown} [{source_label(provenance, basis=basis)}]"

@@ -5,6 +5,11 @@ HTML report render, so the two always say the same. Pure and forgiving: any sect
 result lacks is left out, a figure it lacks is shown as ``—`` (or with the reason the
 result gives), and nothing is computed here that the result does not hold, beyond
 counting and sorting what is there.
+
+Every figure is shown with its source (``format.source_label``: measured, prior,
+calibrated or assumed, docs/learning.md): the result's own ``provenance`` or ``source``
+where it gives one, ``source unknown`` where it does not; figures that can only be
+measured (a metric's current value, the learning report's shares) say so.
 """
 
 from __future__ import annotations
@@ -13,7 +18,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.reports.format import NONE, num, pct, ratio, share, signed, text, when
+from agent.reports.format import (
+    NONE,
+    UNKNOWN_SOURCE,
+    num,
+    pct,
+    ratio,
+    share,
+    signed,
+    source_label,
+    tagged,
+    text,
+    when,
+)
 
 PHASE_ORDER = ("Phase_1_Critical", "Phase_2_High", "Phase_3_Medium", "Phase_4_Low")
 """The plan's phases in the order they are worked (docs/protocol.md, ``implementation_phase``)."""
@@ -88,7 +105,8 @@ def _table(
 
 
 def _figure(figure: Any, show: Any = num) -> str:
-    """A ``{"value": …, "basis"/"reason": …}`` figure of the report as ``value (basis)``."""
+    """A ``{"value": …, "basis"/"reason": …, "source": …}`` figure of the report as
+    ``value (basis) [source]``."""
     f = as_dict(figure)
     if not f:
         return NONE
@@ -96,7 +114,30 @@ def _figure(figure: Any, show: Any = num) -> str:
         return f"{NONE} ({text(f.get('reason'))})" if f.get("reason") else NONE
     basis = f.get("basis")
     shown: str = show(f["value"])
-    return f"{shown} ({text(basis)})" if basis else shown
+    return tagged(f"{shown} ({text(basis)})" if basis else shown, f)
+
+
+def measured_from(count: Any, what: str) -> dict[str, Any]:
+    """The source of a figure that can only be measured (the result holds no other): from
+    ``count`` ``what`` (samples, verified outcomes…)."""
+    return {"source": "measured", "basis": f"{num(count)} {what}"}
+
+
+def sources_of(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A section's ``provenance``: figure name → its source."""
+    return as_dict(section.get("provenance"))
+
+
+def _head(column: str, provenance: Any) -> str:
+    """A column whose figures share one source, labelled in its header."""
+    return f"{column} [{source_label(provenance)}]"
+
+
+def _legend(provenance: Mapping[str, Any], figures: Iterable[tuple[str, str]]) -> Bullets:
+    """What backs each named figure of a section (``source unknown`` when it is not said)."""
+    return Bullets(
+        tuple(f"{label}: {source_label(provenance.get(key), basis=True)}" for key, label in figures)
+    )
 
 
 def report_of(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,6 +158,30 @@ def _count(n: int, noun: str) -> str:
 def _title(result: Mapping[str, Any]) -> str:
     kind = result.get("task_type") or "task"
     return f"{text(kind)} report — task {text(result.get('task_id'))}"
+
+
+def plan_headline(report: Mapping[str, Any]) -> str:
+    """A plan in one line: items, phases, gain, effort, weeks, team and risk, each figure
+    with its source."""
+    plan = as_list(report.get("prioritized_plan"))
+    phases = {as_dict(e).get("implementation_phase") for e in plan}
+    roi = as_dict(report.get("infrastructure_roi"))
+    timeline = as_dict(report.get("timeline_estimate"))
+    risk = as_dict(report.get("risk_assessment"))
+    gains, weeks = sources_of(roi), sources_of(timeline)
+    gain = tagged(
+        pct(roi.get("estimated_total_performance_gain_pct")),
+        gains.get("estimated_total_performance_gain_pct"),
+    )
+    effort = tagged(text(roi.get("implementation_effort")), gains.get("implementation_effort"))
+    total = tagged(f"{num(timeline.get('total_weeks'))} weeks", weeks.get("total_weeks"))
+    team = tagged(f"{num(timeline.get('engineers'))} engineers", weeks.get("engineers"))
+    overall = tagged(text(risk.get("overall")), sources_of(risk).get("overall"))
+    return (
+        f"Plan {text(report.get('plan_id'))}: {_count(len(plan), 'item')} in "
+        f"{_count(len(phases), 'phase')}; expected gain {gain}; effort {effort}; "
+        f"{total} for {team}; risk {overall}."
+    )
 
 
 def _summary(result: Mapping[str, Any], report: Mapping[str, Any]) -> tuple[str, ...]:
@@ -155,18 +220,7 @@ def _summary(result: Mapping[str, Any], report: Mapping[str, Any]) -> tuple[str,
     elif performance:
         lines.append("No bottleneck: every judged metric meets its target.")
     if is_planning(report):
-        plan = as_list(report.get("prioritized_plan"))
-        phases = {as_dict(e).get("implementation_phase") for e in plan}
-        roi = as_dict(report.get("infrastructure_roi"))
-        timeline = as_dict(report.get("timeline_estimate"))
-        risk = as_dict(report.get("risk_assessment"))
-        lines.append(
-            f"Plan {text(report.get('plan_id'))}: {_count(len(plan), 'item')} in "
-            f"{_count(len(phases), 'phase')}; expected gain "
-            f"{pct(roi.get('estimated_total_performance_gain_pct'))}; effort "
-            f"{text(roi.get('implementation_effort'))}; {num(timeline.get('total_weeks'))} weeks "
-            f"for {num(timeline.get('engineers'))} engineers; risk {text(risk.get('overall'))}."
-        )
+        lines.append(plan_headline(report))
     directive = report.get("directive_id")
     lines.append(f"Directive in force: {text(directive) if directive else 'none'}.")
     return tuple(lines)
@@ -241,6 +295,7 @@ def _metrics(report: Mapping[str, Any]) -> Section | None:
                 f"{signed(slope)} {unit}/h" if slope is not None else NONE,
                 breach_cell(detail),
                 num(p.get("samples")),
+                source_label(measured_from(p.get("samples"), "samples"), basis=True),
             )
         )
     table = _table(
@@ -257,6 +312,7 @@ def _metrics(report: Mapping[str, Any]) -> Section | None:
             "slope",
             "breach in",
             "samples",
+            "source",
         ),
         rows,
         numeric=(1, 2, 6, 9, 11),
@@ -281,7 +337,16 @@ def _metrics(report: Mapping[str, Any]) -> Section | None:
         blocks.append(Subheading("Measured, not judged"))
         blocks.append(
             _table(
-                ("metric", "current", "unit", "statistic", "trend", "samples", "why no verdict"),
+                (
+                    "metric",
+                    "current",
+                    "unit",
+                    "statistic",
+                    "trend",
+                    "samples",
+                    "why no verdict",
+                    "source",
+                ),
                 [
                     (
                         name,
@@ -291,6 +356,9 @@ def _metrics(report: Mapping[str, Any]) -> Section | None:
                         trend_cell(as_dict(m)),
                         num(as_dict(m).get("samples")),
                         text(as_dict(m).get("reason")),
+                        source_label(
+                            measured_from(as_dict(m).get("samples"), "samples"), basis=True
+                        ),
                     )
                     for name, m in measured.items()
                 ],
@@ -343,30 +411,76 @@ def _range(r: Any) -> str:
     )
 
 
+def range_cell(r: Any) -> str:
+    """An ``ImprovementRange`` with what its ends mean: ``-15–65 % (expected 25 %), 80 %
+    range for one outcome; mean 95 %: -16–66 %``."""
+    g = as_dict(r)
+    if not g:
+        return NONE
+    level = g.get("level")
+    said = (
+        f"{share(level)} range for one outcome"
+        if isinstance(level, float | int)
+        else "range level not stated"
+    )
+    mean = as_dict(g.get("mean_interval"))
+    if mean:
+        said += (
+            f"; mean {share(mean.get('level'))}: "
+            f"{num(mean.get('low'), 4)}–{num(mean.get('high'), 4)} %"
+        )
+    return f"{_range(g)}, {said}"
+
+
+def gain_source(r: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a recommendation's expected gain comes from: its range's ``provenance``, else
+    (senders that predate it) ``calibrated`` and ``verifications``; {} when neither says."""
+    own = as_dict(as_dict(r.get("expected_improvement_pct")).get("provenance"))
+    if own:
+        return own
+    if r.get("calibrated") is True:
+        return {"source": "calibrated", "verifications": r.get("verifications")}
+    if r.get("calibrated") is False:
+        return {"source": "prior"}
+    return {}
+
+
+def recommendation_cells(r: Mapping[str, Any]) -> dict[str, str]:
+    """A recommendation's figures as shown, each with its source (text, Markdown, HTML)."""
+    sources = sources_of(r)
+    return {
+        "expected": text(
+            r.get("expected_improvement") or _range(r.get("expected_improvement_pct"))
+        ),
+        "range": range_cell(r.get("expected_improvement_pct")),
+        "source": source_label(gain_source(r)),
+        "effort": tagged(text(r.get("effort")), sources.get("effort_weeks")),
+        "risk": tagged(text(r.get("risk")), sources.get("risk")),
+    }
+
+
 def _recommendations(report: Mapping[str, Any]) -> Section | None:
     if "recommendations" not in report:
         return None
     recs = [as_dict(r) for r in as_list(report.get("recommendations"))]
     if not recs:
         return Section("recommendations", "Recommendations", (Paragraph("Nothing to recommend."),))
-    rows = [
-        (
-            text(r.get("recommendation_id")),
-            text(r.get("type")),
-            text(r.get("target")),
-            text(r.get("approach")),
-            text(r.get("expected_improvement") or _range(r.get("expected_improvement_pct"))),
-            text(r.get("effort")),
-            text(r.get("risk")),
+    rows = []
+    for r in recs:
+        cells = recommendation_cells(r)
+        rows.append(
             (
-                f"yes ({num(r.get('verifications'))} verification"
-                f"{'s' if r.get('verifications') != 1 else ''})"
-                if r.get("calibrated")
-                else "no (playbook prior)"
-            ),
+                text(r.get("recommendation_id")),
+                text(r.get("type")),
+                text(r.get("target")),
+                text(r.get("approach")),
+                cells["expected"],
+                cells["effort"],
+                cells["risk"],
+                cells["source"],
+                cells["range"],
+            )
         )
-        for r in recs
-    ]
     table = _table(
         (
             "id",
@@ -376,11 +490,38 @@ def _recommendations(report: Mapping[str, Any]) -> Section | None:
             "expected improvement",
             "effort",
             "risk",
-            "calibrated",
+            "source of the expected gain",
+            "range",
         ),
         rows,
     )
-    return Section("recommendations", "Recommendations", (table,))
+    intro = Paragraph(
+        "The expected gain is the playbook's prior or calibrated from verified outcomes (its "
+        "source column); its range is where one outcome should land at the level shown, "
+        "while the mean's interval narrows as outcomes are verified. Effort and risk carry "
+        "their own source in brackets."
+    )
+    return Section("recommendations", "Recommendations", (intro, table))
+
+
+def entry_cells(entry: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, str]:
+    """A plan entry's expected gain (from its recommendation) with its source, and why it
+    scored what it did (``score_rationale``, each term tagged with its source)."""
+    rid = entry.get("recommendation_id")
+    rec = next(
+        (
+            as_dict(r)
+            for r in as_list(report.get("recommendations"))
+            if as_dict(r).get("recommendation_id") == rid
+        ),
+        {},
+    )
+    expected = as_dict(rec.get("expected_improvement_pct")).get("expected")
+    why = entry.get("score_rationale")
+    return {
+        "gain": tagged(pct(expected), gain_source(rec)) if rec else NONE,
+        "why": text(why) if why else f"{UNKNOWN_SOURCE}: the plan gives no score rationale",
+    }
 
 
 def _roadmap(report: Mapping[str, Any]) -> Section | None:
@@ -405,20 +546,34 @@ def _roadmap(report: Mapping[str, Any]) -> Section | None:
                 f"{num(timing.get('engineer_weeks'))} engineer-weeks"
             )
         blocks.append(Subheading(head))
+        rows = []
+        for i, e in ranked:
+            if str(e.get("implementation_phase")) != phase:
+                continue
+            cells = entry_cells(e, report)
+            rows.append(
+                (
+                    str(i),
+                    text(e.get("recommendation_id")),
+                    text(e.get("target")),
+                    text(e.get("approach")),
+                    num(e.get("backend_strategic_score"), 4),
+                    cells["gain"],
+                    cells["why"],
+                )
+            )
         blocks.append(
             _table(
-                ("rank", "id", "target", "approach", "strategic score"),
-                [
-                    (
-                        str(i),
-                        text(e.get("recommendation_id")),
-                        text(e.get("target")),
-                        text(e.get("approach")),
-                        num(e.get("backend_strategic_score"), 4),
-                    )
-                    for i, e in ranked
-                    if str(e.get("implementation_phase")) == phase
-                ],
+                (
+                    "rank",
+                    "id",
+                    "target",
+                    "approach",
+                    "strategic score",
+                    "expected gain",
+                    "why this score (each term's source)",
+                ),
+                rows,
                 numeric=(0, 4),
             )
         )
@@ -437,18 +592,23 @@ def _roadmap(report: Mapping[str, Any]) -> Section | None:
     return Section("roadmap", "Phased roadmap", tuple(blocks))
 
 
+ROI_FIGURES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("estimated_total_performance_gain_pct", "Expected performance gain", pct),
+    ("estimated_infrastructure_efficiency_pct", "Infrastructure efficiency", pct),
+    ("implementation_effort", "Effort", text),
+)
+
+
 def _roi(report: Mapping[str, Any]) -> Section | None:
     roi = as_dict(report.get("infrastructure_roi"))
     if not roi:
         return None
+    sources = sources_of(roi)
     blocks: list[Block] = [
         Bullets(
-            (
-                "Expected performance gain: "
-                f"{pct(roi.get('estimated_total_performance_gain_pct'))}",
-                "Infrastructure efficiency: "
-                f"{pct(roi.get('estimated_infrastructure_efficiency_pct'))}",
-                f"Effort: {text(roi.get('implementation_effort'))}",
+            tuple(
+                f"{label}: {tagged(show(roi.get(key)), sources.get(key), basis=True)}"
+                for key, label, show in ROI_FIGURES
             )
         )
     ]
@@ -467,9 +627,16 @@ def _roi(report: Mapping[str, Any]) -> Section | None:
                             text(t.get("metric")),
                             text(t.get("category")),
                             num(t.get("weight"), 4),
-                            pct(t.get("combined_gain_pct")),
+                            tagged(
+                                pct(t.get("combined_gain_pct")),
+                                sources_of(t).get("combined_gain_pct"),
+                            ),
                             ", ".join(
-                                f"{text(i.get('approach'))} {pct(i.get('expected_gain_pct'))}"
+                                f"{text(i.get('approach'))} "
+                                + tagged(
+                                    pct(i.get("expected_gain_pct")),
+                                    sources_of(i).get("expected_gain_pct"),
+                                )
                                 for i in map(as_dict, as_list(t.get("items")))
                             )
                             or NONE,
@@ -482,21 +649,40 @@ def _roi(report: Mapping[str, Any]) -> Section | None:
     return Section("roi", "Return on investment", tuple(blocks))
 
 
+TIMELINE_FIGURES = (
+    ("engineers", "Engineers"),
+    ("engineer_weeks", "Engineer-weeks"),
+    ("weeks", "Weeks of each phase"),
+    ("total_weeks", "Total weeks"),
+)
+
+
 def _timeline(report: Mapping[str, Any]) -> Section | None:
     timeline = as_dict(report.get("timeline_estimate"))
     if not timeline:
         return None
     phases = as_dict(timeline.get("phases"))
+    sources = sources_of(timeline)
     blocks: list[Block] = [
         Paragraph(
             f"{num(timeline.get('total_weeks'))} weeks in all for "
-            f"{num(timeline.get('engineers'))} engineers."
+            f"{num(timeline.get('engineers'))} engineers [weeks: "
+            f"{source_label(sources.get('total_weeks'))}; engineers: "
+            f"{source_label(sources.get('engineers'))}]."
         )
     ]
     if phases:
+        weeks = sources.get("weeks")
         blocks.append(
             _table(
-                ("phase", "items", "engineer-weeks", "start week", "end week", "weeks"),
+                (
+                    "phase",
+                    "items",
+                    _head("engineer-weeks", sources.get("engineer_weeks")),
+                    _head("start week", weeks),
+                    _head("end week", weeks),
+                    _head("weeks", weeks),
+                ),
                 [
                     (
                         name,
@@ -513,6 +699,7 @@ def _timeline(report: Mapping[str, Any]) -> Section | None:
         )
     if timeline.get("basis"):
         blocks.append(Paragraph(f"Basis: {text(timeline['basis'])}."))
+    blocks.append(_legend(sources, TIMELINE_FIGURES))
     return Section("timeline", "Timeline", tuple(blocks))
 
 
@@ -523,7 +710,8 @@ def _risk(report: Mapping[str, Any]) -> Section | None:
     levels = as_dict(risk.get("by_level"))
     blocks: list[Block] = [
         Paragraph(
-            f"Overall risk: {text(risk.get('overall'))}"
+            "Overall risk: "
+            + tagged(text(risk.get("overall")), sources_of(risk).get("overall"), basis=True)
             + (f" ({', '.join(f'{v} {k}' for k, v in levels.items())})" if levels else "")
             + "."
         )
@@ -540,6 +728,7 @@ def _risk(report: Mapping[str, Any]) -> Section | None:
                     "playbook risk",
                     "named risk",
                     "risk of delay",
+                    "source of the risk",
                 ),
                 [
                     (
@@ -549,7 +738,8 @@ def _risk(report: Mapping[str, Any]) -> Section | None:
                         text(i.get("risk_level")),
                         text(i.get("playbook_risk_level")),
                         text(i.get("risk")),
-                        text(i.get("risk_of_delay")),
+                        tagged(text(i.get("risk_of_delay")), sources_of(i).get("risk_of_delay")),
+                        source_label(sources_of(i).get("risk_level"), basis=True),
                     )
                     for i in items
                 ],
@@ -571,15 +761,27 @@ def _risk(report: Mapping[str, Any]) -> Section | None:
     return Section("risk", "Risk", tuple(blocks))
 
 
+RESOURCE_FIGURES = (
+    ("engineer_weeks", "Engineer-weeks"),
+    ("infrastructure", "Infrastructure"),
+    ("prerequisites", "Prerequisites"),
+)
+
+
 def _resources(report: Mapping[str, Any]) -> Section | None:
     resources = as_dict(report.get("resource_requirements"))
     if not resources:
         return None
     blocks: list[Block] = []
+    sources = sources_of(resources)
     weeks = as_dict(resources.get("engineer_weeks"))
     if weeks:
         blocks.append(
-            _table(("phase", "engineer-weeks"), [(k, num(v)) for k, v in weeks.items()], (1,))
+            _table(
+                ("phase", _head("engineer-weeks", sources.get("engineer_weeks"))),
+                [(k, num(v)) for k, v in weeks.items()],
+                (1,),
+            )
         )
     infra = [as_dict(i) for i in as_list(resources.get("infrastructure"))]
     prereq = {
@@ -604,8 +806,19 @@ def _resources(report: Mapping[str, Any]) -> Section | None:
                 )
             )
         blocks.append(
-            _table(("id", "approach", "infrastructure", "prerequisites", "requires"), rows)
+            _table(
+                (
+                    "id",
+                    "approach",
+                    _head("infrastructure", sources.get("infrastructure")),
+                    _head("prerequisites", sources.get("prerequisites")),
+                    _head("requires", sources.get("prerequisites")),
+                ),
+                rows,
+            )
         )
+    if blocks:
+        blocks.append(_legend(sources, RESOURCE_FIGURES))
     return Section("resources", "Resources", tuple(blocks)) if blocks else None
 
 
@@ -615,7 +828,7 @@ def _projection(figure: Any) -> str:
         return NONE
     if "expected" not in f:
         return _figure(f)
-    return f"{num(f.get('expected'))} ({num(f.get('low'))}–{num(f.get('high'))})"
+    return tagged(f"{num(f.get('expected'))} ({num(f.get('low'))}–{num(f.get('high'))})", f)
 
 
 def _capacity(report: Mapping[str, Any]) -> Section | None:
@@ -657,13 +870,14 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
                     if model.get("peak_is_extrapolated")
                     else ""
                 )
+                + f" [{source_label(model)}]"
             )
         else:
             items.append("Throughput ceiling: none found")
         items.append(
             f"λ {num(model.get('lambda'))}, σ {num(model.get('sigma'))}, "
             f"κ {num(model.get('kappa'))}, r² {num(model.get('r2'))} over "
-            f"{num(model.get('points'))} points"
+            f"{num(model.get('points'))} points [{source_label(model)}]"
         )
         if model.get("concurrency_basis"):
             items.append(f"Concurrency: {text(model['concurrency_basis'])}")
@@ -682,7 +896,7 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
                         f"{signed(growth.get('growth_pct_per_day'))} % per day "
                         f"(95 % interval {' to '.join(signed(c) for c in ci) or NONE} %), "
                         f"r² {num(growth.get('r2'))}, over {num(growth.get('span_days'))} days, "
-                        f"{num(growth.get('points'))} points",
+                        f"{num(growth.get('points'))} points [{source_label(growth, basis=True)}]",
                         text(growth.get("note")),
                     )
                 )
@@ -692,14 +906,19 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
         if "value" in utilisation and utilisation.get("value") is None:
             line = f"Utilisation of the ceiling: unknown ({text(utilisation.get('reason'))})"
         else:
+            said = sources_of(utilisation)
+
+            def cell(key: str, show: Callable[[Any], str] = share) -> str:
+                return tagged(show(utilisation.get(key)), said.get(key))
+
             line = (
-                f"Utilisation of the ceiling now: {share(utilisation.get('current_system'))}, "
-                f"after the plan: {share(utilisation.get('optimised_system'))}"
+                f"Utilisation of the ceiling now: {cell('current_system')}, "
+                f"after the plan: {cell('optimised_system')}"
             )
             if "days_to_ceiling" in utilisation:
                 line += (
-                    f"; demand meets the ceiling in {num(utilisation.get('days_to_ceiling'))} "
-                    f"days ({num(utilisation.get('days_to_optimised_ceiling'))} after the plan)"
+                    f"; demand meets the ceiling in {cell('days_to_ceiling', num)} days "
+                    f"({cell('days_to_optimised_ceiling', num)} after the plan)"
                 )
         blocks.append(Bullets((line,)))
     horizons = [(k, as_dict(projections.get(k))) for k in ("3_months", "6_months")]
@@ -716,9 +935,11 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
                     as_dict(util.get("current_system")),
                     as_dict(util.get("optimised_system")),
                 )
+                sources = sources_of(util)
                 used = (
-                    f"{share(now_.get('expected'))} now, "
-                    f"{share(after.get('expected'))} after the plan"
+                    f"{tagged(share(now_.get('expected')), sources.get('current_system'))} now, "
+                    f"{tagged(share(after.get('expected')), sources.get('optimised_system'))} "
+                    "after the plan"
                 )
             rows.append(
                 (
@@ -749,6 +970,7 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
                     "expected at",
                     "in days",
                     "why",
+                    "source",
                 ),
                 [
                     (
@@ -760,6 +982,7 @@ def _capacity(report: Mapping[str, Any]) -> Section | None:
                         when(t.get("expected_at")),
                         _days_cell(t),
                         text(t.get("reason")),
+                        NONE if t.get("current") is None else source_label(t, basis=True),
                     )
                     for t in triggers
                 ],
@@ -784,13 +1007,14 @@ def _days_cell(trigger: Mapping[str, Any]) -> str:
     return f"{days} ({num(span[0], 3)}–{latest})"
 
 
-LEARNING_FIGURES = (
-    ("recommendation_accuracy", "Recommendation accuracy", share),
-    ("prediction_error_mape", "Prediction error (MAPE)", lambda v: pct(v)),
-    ("implemented_share", "Plan items implemented", share),
-    ("rejected_share", "Plan items rejected", share),
-    ("plans_verified_share", "Plans verified", share),
+LEARNING_FIGURES: tuple[tuple[str, str, Callable[[Any], str], str], ...] = (
+    ("recommendation_accuracy", "Recommendation accuracy", share, "verified outcomes"),
+    ("prediction_error_mape", "Prediction error (MAPE)", pct, "verified outcomes"),
+    ("implemented_share", "Plan items implemented", share, "plan items issued"),
+    ("rejected_share", "Plan items rejected", share, "plan items issued"),
+    ("plans_verified_share", "Plans verified", share, "plans issued"),
 )
+"""Figure, label, how it is shown, what it is measured over (its denominator)."""
 
 
 def _learning(report: Mapping[str, Any]) -> Section | None:
@@ -798,12 +1022,12 @@ def _learning(report: Mapping[str, Any]) -> Section | None:
     if not learning:
         return None
     rows = []
-    for key, label, show in LEARNING_FIGURES:
+    for key, label, show, over in LEARNING_FIGURES:
         f = as_dict(learning.get(key))
         if not f:
             continue
         if f.get("value") is None:
-            rows.append((label, NONE, text(f.get("reason"))))
+            rows.append((label, NONE, text(f.get("reason")), NONE))
         else:
             rows.append(
                 (
@@ -811,11 +1035,17 @@ def _learning(report: Mapping[str, Any]) -> Section | None:
                     show(f.get("value")),
                     f"{text(f.get('basis'))} ({num(f.get('numerator'))} / "
                     f"{num(f.get('denominator'))})",
+                    source_label(measured_from(f.get("denominator"), over), basis=True),
                 )
             )
-    blocks: list[Block] = []
+    blocks: list[Block] = [
+        Paragraph(
+            "Measured from the verified history: what the outcomes reported so far show. "
+            "These outcomes are also what calibrates the expected gains above."
+        )
+    ]
     if rows:
-        blocks.append(_table(("figure", "value", "basis"), rows, numeric=(1,)))
+        blocks.append(_table(("figure", "value", "basis", "source"), rows, numeric=(1,)))
     counts = [
         f"{k.replace('_', ' ')}: {num(learning[k])}"
         for k in ("verifications", "verified_outcomes", "plans_issued", "items_issued", "updates")
@@ -827,13 +1057,17 @@ def _learning(report: Mapping[str, Any]) -> Section | None:
     if by_approach:
         blocks.append(
             _table(
-                ("approach", "verifications", "accuracy", "MAPE"),
+                ("approach", "verifications", "accuracy", "MAPE", "source"),
                 [
                     (
                         key,
                         num(as_dict(a).get("verifications")),
                         share(as_dict(as_dict(a).get("recommendation_accuracy")).get("value")),
                         pct(as_dict(as_dict(a).get("prediction_error_mape")).get("value")),
+                        source_label(
+                            measured_from(as_dict(a).get("verifications"), "verified outcomes"),
+                            basis=True,
+                        ),
                     )
                     for key, a in by_approach.items()
                 ],

@@ -5,12 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 from agent.reports.format import NONE
-from agent.reports.sections import Bullets, breach_cell, document, trend_cell
+from agent.reports.sections import (
+    Block,
+    Bullets,
+    Paragraph,
+    Subheading,
+    Table,
+    breach_cell,
+    document,
+    is_planning,
+    plan_headline,
+    recommendation_cells,
+    trend_cell,
+)
+
+PLAN_SECTIONS = ("roadmap", "roi", "timeline", "risk", "resources", "capacity", "learning")
+"""The sections of a plan the terminal shows as the pages do (every figure with its source)."""
+
+
+def _plain(block: Block) -> list[str]:
+    """A section's block as indented lines: a table row is its cells joined by `` | ``."""
+    match block:
+        case Paragraph(text=text):
+            return [f"  {text}"]
+        case Bullets(items=items):
+            return [f"  - {item}" for item in items]
+        case Subheading(text=text):
+            return [f"  {text}:"]
+        case Table(columns=columns, rows=rows, flagged=flagged):
+            return [f"  {' | '.join(columns)}"] + [
+                f"{'!' if i in flagged else ' '} {' | '.join(row)}" for i, row in enumerate(rows)
+            ]
+    raise TypeError(f"unknown block {block!r}")  # pragma: no cover - the union is closed
 
 
 def render_text(result: dict[str, Any]) -> str:
-    """One screen: status, every judged metric, the ranked bottlenecks, the recommendations,
-    and what was wrong with the data (the same words as the Markdown and HTML pages)."""
+    """Status, every judged metric, the ranked bottlenecks, the recommendations, for a plan
+    its roadmap, return, timeline, risk, resources, capacity and learning, and what was
+    wrong with the data (the same words as the Markdown and HTML pages, every figure with
+    its source)."""
     lines = [
         f"task {result.get('task_id')} ({result.get('task_type')}): {result.get('status')}"
         f" in {result.get('duration_ms', 0):.1f} ms"
@@ -19,6 +52,8 @@ def render_text(result: dict[str, Any]) -> str:
     if error:
         lines.append(f"  error {error.get('code')}: {error.get('message')}")
     report = result.get("report") or {}
+    if is_planning(report):
+        lines.append(plan_headline(report))
     performance: dict[str, Any] = report.get("performance", {})
     if performance:
         lines.append(f"\nmetrics over {report.get('window')} (measured from the samples):")
@@ -62,14 +97,17 @@ def render_text(result: dict[str, Any]) -> str:
     if recommendations:
         lines.append("\nrecommendations:")
         for r in recommendations:
+            cells = recommendation_cells(r)
             lines.append(
                 f"  {r['recommendation_id']} {r['type']:<12} {r['approach']} → "
-                f"{r['expected_improvement']}; effort {r['effort']}; risk {r['risk']}"
+                f"{cells['expected']}; source {cells['source']}; range {cells['range']}; "
+                f"effort {cells['effort']}; risk {cells['risk']}"
             )
-    quality = document(result).section("data_quality")
-    if quality is not None:
-        lines.append("\ndata quality:")
-        for block in quality.blocks:
-            if isinstance(block, Bullets):
-                lines.extend(f"  - {item}" for item in block.items)
+    doc = document(result)
+    for key in (*PLAN_SECTIONS, "data_quality"):
+        section = doc.section(key)
+        if section is not None:
+            lines.append(f"\n{section.title.lower()}:")
+            for block in section.blocks:
+                lines.extend(_plain(block))
     return "\n".join(lines)
