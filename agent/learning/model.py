@@ -205,6 +205,13 @@ class Evidence:
 NO_EVIDENCE = Evidence()
 
 
+def evidence_of(n: int, xtx: Sequence[float], xty: Sequence[float], yty: float) -> Evidence:
+    """Stored sums as ``Evidence``; none when they are missing or malformed."""
+    if n <= 0 or len(xtx) != K * K or len(xty) != K:
+        return NO_EVIDENCE
+    return Evidence(n=n, xtx=tuple(xtx), xty=tuple(xty), yty=yty)
+
+
 def total(evidence: Iterable[Evidence]) -> Evidence:
     out = NO_EVIDENCE
     for e in evidence:
@@ -452,18 +459,7 @@ def gain(
     pooled = p.by_approach.get(approach_key, NO_EVIDENCE).n - own
     ceiling = 100.0 if approach is None or approach.measure == "reduction" else CEIL_PCT
     g = predict(f, expected, context, ceiling)
-    return Gain(
-        low=g.low,
-        expected=g.expected,
-        high=g.high,
-        verifications=own,
-        level=g.level,
-        mean_low=g.mean_low,
-        mean_high=g.mean_high,
-        prior_weight=g.prior_weight,
-        pooled=pooled,
-        context=g.context,
-    )
+    return dataclasses.replace(g, verifications=own, pooled=pooled)
 
 
 def coefficients(f: Fit) -> dict[str, tuple[float, float]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from agent.learning.events import FeedbackEvent, LearningEvent, VerificationEvent
-from agent.learning.model import RATIO_CLIP, Evidence, K
+from agent.learning.model import RATIO_CLIP, Evidence, evidence_of
 from agent.learning.outcomes import Outcome, outcome_of
 from protocols.messages import ImplementationUpdate, VerificationResult
 
@@ -69,9 +69,7 @@ class ServiceEvidence(msgspec.Struct, frozen=True, kw_only=True):
     yty: float = 0.0
 
     def evidence(self) -> Evidence:
-        if self.n <= 0 or len(self.xtx) != K * K or len(self.xty) != K:
-            return Evidence()
-        return Evidence(n=self.n, xtx=tuple(self.xtx), xty=tuple(self.xty), yty=self.yty)
+        return evidence_of(self.n, self.xtx, self.xty, self.yty)
 
     @classmethod
     def of(cls, e: Evidence) -> ServiceEvidence:
@@ -117,9 +115,7 @@ class OutcomeSummary(msgspec.Struct, frozen=True, kw_only=True):
 
     def evidence(self) -> Evidence:
         """The model's sufficient statistics for this pair."""
-        if self.fitted <= 0 or len(self.xtx) != K * K or len(self.xty) != K:
-            return Evidence()
-        return Evidence(n=self.fitted, xtx=tuple(self.xtx), xty=tuple(self.xty), yty=self.yty)
+        return evidence_of(self.fitted, self.xtx, self.xty, self.yty)
 
     @property
     def coverage(self) -> float | None:
