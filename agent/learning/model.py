@@ -391,6 +391,14 @@ class Gain:
             verifications=self.verifications,
         )
 
+    def source_text(self) -> str:
+        """The figure's source in a sentence: the report's text and the score's rationale."""
+        if not self.calibrated:
+            return "playbook prior"
+        n = self.verifications
+        pooled = f" + {self.pooled} pooled" if self.pooled else ""
+        return f"calibrated from {n} verification{'' if n == 1 else 's'}{pooled}"
+
     def to_range(self, approach_key: str, digits: int = 2) -> ImprovementRange:
         mean = (
             Interval(

@@ -592,16 +592,10 @@ def score_terms(a: Approach, c: Coverage) -> str:
         else f"{fmt(a.effort_weeks)} engineer-weeks shared by the "
         f"{round(a.effort_weeks / c.effort_share_weeks)} breached targets it acts on"
     )
-    source = c.gain.provenance(a.key)
-    gain_source = (
-        f"calibrated, {c.gain.verifications} verified here + {c.gain.pooled} pooled"
-        if source.source == "calibrated"
-        else "playbook prior"
-    )
     return (
         f"score {c.score:.1f} = 100 × (0.45·{_unit(f.urgency / 100):.2f} urgency [measured] + "
         f"0.30·{_unit(min(c.gain.expected, GAIN_CAP_PCT) / 100):.2f} gain "
-        f"[{fmt(c.gain.expected)} %, {gain_source}] + "
+        f"[{fmt(c.gain.expected)} %, {c.gain.source_text()}] + "
         f"0.25·{c.relative_weight:.2f} {c.category} weight [business weights]) × "
         f"{effort_factor(c.effort_share_weeks):.2f} effort [{share}, playbook prior]"
     )

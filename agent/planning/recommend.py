@@ -29,6 +29,7 @@ from agent.planning.prioritize import (
     recommendation_id,
     score_terms,
 )
+from agent.planning.provenance import playbook
 from protocols.messages import Provenance, Recommendation, Severity
 
 __all__ = [
@@ -58,15 +59,9 @@ def improvement_text(approach: Approach, spec: MetricSpec, gain: Gain | None = N
     """What the expected range means for this metric, and where the figure comes from."""
     g = gain or prior_gain(approach.key, spec.name)
     span = f"{fmt(g.low)}–{fmt(g.high)} %"
-    source = g.provenance(approach.key)
-    said = (
-        f"calibrated from {g.verifications} verification{'' if g.verifications == 1 else 's'}"
-        + (f" + {g.pooled} pooled" if g.pooled else "")
-        if source.source == "calibrated"
-        else "playbook prior"
-    )
     expected = (
-        f"(expected {fmt(g.expected)} %; {g.level * 100:.0f} % range for one outcome; {said})"
+        f"(expected {fmt(g.expected)} %; {g.level * 100:.0f} % range for one outcome; "
+        f"{g.source_text()})"
     )
     if approach.measure == "capacity":
         return f"{span} more capacity for {spec.name} {expected}"
@@ -80,10 +75,7 @@ def improvement_text(approach: Approach, spec: MetricSpec, gain: Gain | None = N
 def playbook_provenance(approach: Approach) -> dict[str, Provenance]:
     """Effort and risk are the playbook's, for every recommendation and plan item."""
     basis = f"playbook entry {approach.key}"
-    return {
-        "effort_weeks": Provenance(source="prior", basis=basis),
-        "risk": Provenance(source="prior", basis=basis),
-    }
+    return {"effort_weeks": playbook(basis), "risk": playbook(basis)}
 
 
 def prior_gain(approach_key: str, metric: str) -> Gain:
