@@ -276,11 +276,6 @@ def prior(approach_key: str, f: Finding) -> Gain:
     return gain(EMPTY_POOL, approach_key, f.metric, context_of_finding(approach_key, f))
 
 
-def prior_in(approach_key: str, f: Finding, state: Mapping[str, float]) -> Gain:
-    """The prior in the state the finding is in (the context it will be recorded with)."""
-    return gain(EMPTY_POOL, approach_key, f.metric, context_of_finding(approach_key, f, state))
-
-
 def _harmful(g: Gain) -> str:
     return (
         f"verified to do no good here: expected {fmt(g.expected)} % "

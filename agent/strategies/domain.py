@@ -33,7 +33,6 @@ from agent.errors import InsufficientData
 from agent.learning.calibration import calibration_from
 from agent.learning.state import sinking
 from agent.planning.playbook import CONDITIONS, LOAD_METRICS
-from agent.planning.prioritize import prior_in
 from agent.planning.recommend import Calibration, recommend
 from agent.store import MetricStore, store_from_params
 from agent.strategies.base import TaskContext
@@ -300,10 +299,8 @@ def load_state(a: Assessment) -> dict[str, float]:
 def calibration_of(ctx: TaskContext, a: Assessment) -> Calibration:
     """Expected gains in the state ``a`` found: the playbook's priors moved by what was
     verified in similar states (the priors alone before that)."""
-    state = load_state(a)
-    if ctx.learning is None:
-        return lambda key, f: prior_in(key, f, state)
-    return calibration_from(ctx.learning.summaries, state, ctx.params.service)
+    summaries = ctx.learning.summaries if ctx.learning is not None else {}
+    return calibration_from(summaries, load_state(a), ctx.params.service)
 
 
 def sinking_of(ctx: TaskContext) -> dict[tuple[str, str], str]:
