@@ -22,7 +22,7 @@ from agent.analysis.series import Series
 from agent.cli.learning import _print_model
 from agent.config import Settings
 from agent.learning.calibration import calibration_from, pool_of
-from agent.learning.effectiveness import effectiveness
+from agent.learning.effectiveness import learned_model
 from agent.learning.model import LEVEL, Gain, context_of, gain
 from agent.learning.outcomes import outcome_of
 from agent.learning.records import PredictionRecord
@@ -264,7 +264,7 @@ def test_learning_show_prints_the_fitted_dependence_and_coverage(
 ) -> None:
     learnt = _learn("connection_pooling", "database_query_time", 30)
     state = LearningState(summaries={("connection_pooling", "database_query_time"): learnt})
-    model = effectiveness(state)["model"]
+    model = learned_model(state)
     (pair,) = model["pairs"]
     assert pair["verifications"] == 30
     assert set(pair["coefficients"]) == {"intercept", "miss", "load"}

@@ -20,7 +20,7 @@ from agent.config import Settings
 
 
 async def _learning(settings: Settings, action: str) -> dict[str, Any] | None:
-    from agent.learning.effectiveness import effectiveness
+    from agent.learning.effectiveness import effectiveness, learned_model
     from agent.runtime.learning import LearningStore
 
     nc = await open_connection(settings, settings.servers, settings.nats_connect_timeout_s)
@@ -36,8 +36,10 @@ async def _learning(settings: Settings, action: str) -> dict[str, Any] | None:
                 "plans": len(state.plans),
                 "infeasible": state.infeasible,
                 "effectiveness": effectiveness(state),
+                "model": learned_model(state),
             }
-        return effectiveness(await store.snapshot())
+        state = await store.snapshot()
+        return {**effectiveness(state), "model": learned_model(state)}
     finally:
         await nc.drain()
 

@@ -115,6 +115,13 @@ def fitted_model(state: LearningState) -> list[dict[str, Any]]:
     return out
 
 
+def learned_model(state: LearningState) -> dict[str, Any]:
+    """What ``learning show`` adds to the effectiveness figures: the model's features, its
+    interval level and every pair's fit. Not part of ``effectiveness``, which every plan
+    carries: refitting each pair on every planning task would buy the plan nothing."""
+    return {"features": list(FEATURES), "level": LEVEL, "pairs": fitted_model(state)}
+
+
 def effectiveness(state: LearningState) -> dict[str, Any]:
     """The effectiveness figures of ``state`` (module doc); plain JSON-ready data."""
     summaries = list(state.summaries.values())
@@ -127,7 +134,6 @@ def effectiveness(state: LearningState) -> dict[str, Any]:
         "recommendation_accuracy": _accuracy(sum(s.successes for s in summaries), outcomes),
         "prediction_error_mape": _mape(sum(s.abs_pct_error_sum for s in summaries), outcomes),
         "by_approach": _by_approach(summaries),
-        "model": {"features": list(FEATURES), "level": LEVEL, "pairs": fitted_model(state)},
         "implemented_share": _figure(
             statuses.count("implemented"),
             totals.items_issued,

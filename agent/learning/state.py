@@ -118,11 +118,6 @@ class OutcomeSummary(msgspec.Struct, frozen=True, kw_only=True):
         return evidence_of(self.fitted, self.xtx, self.xty, self.yty)
 
     @property
-    def coverage(self) -> float | None:
-        """Share of single outcomes inside the interval predicted for them; None before any."""
-        return self.covered / self.intervals if self.intervals else None
-
-    @property
     def mean_width(self) -> float | None:
         return self.width_sum / self.intervals if self.intervals else None
 
