@@ -87,7 +87,7 @@ def number(value: float) -> str:
 
 
 def template(addr: str) -> str:
-    """``swarm.tasks.{agent}.{task_type}`` as PROTOCOL.md writes it: ``<agent>``…"""
+    """``swarm.tasks.{agent}.{task_type}`` as docs/protocol.md writes it: ``<agent>``…"""
     return re.sub(r"\{(\w+)\}", r"<\1>", addr)
 
 

@@ -1,6 +1,6 @@
 """A closed-loop swarm simulator: Helios, Hephaestus and Athena played against a live agent.
 
-The simulator talks to the strategist only through the subjects of PROTOCOL.md, with bare
+The simulator talks to the strategist only through the subjects of docs/protocol.md, with bare
 nats-py (``protocols`` encodes and decodes): a real peer's view, none of the agent's code
 paths. Its ground truth — backend states and what each approach really does to them —
 comes from ``scripts/sim_truth.py``, which imports nothing from the agent: the world the

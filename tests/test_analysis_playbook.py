@@ -25,7 +25,7 @@ def test_order_is_by_expected_impact_per_week_for_every_type() -> None:
         assert per_week == sorted(per_week, reverse=True)
 
 
-def test_expected_is_the_midpoint_of_the_specification_range() -> None:
+def test_expected_is_the_midpoint_of_the_prior_range() -> None:
     caching = PLAYBOOK["multi_level_caching"]
     assert (caching.impact_low, caching.impact_expected, caching.impact_high) == (50, 65, 80)
     assert PLAYBOOK["websocket_clustering"].measure == "capacity"

@@ -1,4 +1,4 @@
-"""Settings: defaults from PROTOCOL.md, and every source in its order of precedence."""
+"""Settings: defaults (docs/configuration.md), and every source in its order of precedence."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Subjects as PROTOCOL.md spells them, and the exported JSON Schema document."""
+"""Subjects as docs/protocol.md spells them, and the exported JSON Schema document."""
 
 from __future__ import annotations
 

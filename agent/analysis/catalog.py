@@ -1,6 +1,6 @@
 """The metric catalog: the one table of every metric the strategist judges (docs/methods.md §1).
 
-Two columns are decisions of ours, not of the specification:
+Two columns are decisions of ours, not the swarm's defaults (docs/design.md):
 
 - ``bounded``: a higher-is-better percentage whose ceiling is 100 %, judged in
   error-budget space (99.5 % against 99.9 % misses 5×). These are the SLO-like

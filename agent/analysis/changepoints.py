@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.analysis.catalog import Direction
-from agent.analysis.series import MAX_BUCKETS, FloatArray, Series, run_order_stats
+from agent.analysis.series import MAX_BUCKETS, FloatArray, Series, run_order_stats, sig
 from protocols.messages import ChangePoint, Outlier
 
 IntArray = npt.NDArray[np.intp]
@@ -71,11 +71,6 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 def _utc(ts: float) -> datetime:
     """An aware UTC time; a time outside datetime's years 1–9999 is clamped, not raised."""
     return _EPOCH + timedelta(seconds=min(max(ts, _EPOCH_MIN), _EPOCH_MAX))
-
-
-def _sig(x: float) -> float:
-    """Six significant digits (as ``TrendResult.to_detail``): noise beyond that is not data."""
-    return float(f"{x:.6g}")
 
 
 def _cap(x: float) -> float:
@@ -481,7 +476,7 @@ def detect_change_points(
                 shift_pct=(
                     None
                     if before == 0.0 or before_s == 0.0
-                    else _sig(_cap((after_s - before_s) / abs(before_s) * 100.0))
+                    else sig(_cap((after_s - before_s) / abs(before_s) * 100.0))
                 ),
                 worse=rising if direction == "lower_is_better" else not rising,
             )
@@ -522,7 +517,7 @@ def find_outliers(
         Outlier(
             at=_utc(float(series.ts[i])),
             value=float(series.values[i]),
-            robust_z=_sig(float(z[i])),
+            robust_z=sig(float(z[i])),
         )
         for i in hits
     ]

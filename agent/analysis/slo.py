@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from agent.analysis.series import FloatArray, Series, parse_window
+from agent.analysis.series import FloatArray, Series, parse_window, sig
 from agent.errors import InvalidParams
 from protocols.messages import BurnRate, SloStatus
 
@@ -52,10 +52,6 @@ BURN_RULES: tuple[BurnRule, ...] = (
     BurnRule("3d", "6h", 1.0, "ticket"),  # 10 % in three days
 )
 """The SRE workbook's recommended rules for a 99.9 % / 30-day SLO, in the order reported."""
-
-
-def _sig(x: float) -> float:
-    return float(f"{x:.6g}")
 
 
 def _ratio(bad: float, allowed: float) -> float:
@@ -138,8 +134,8 @@ def slo_status(
     bad_fraction = min(max(bad_fraction, 0.0), 1.0)
     return SloStatus(
         objective_pct=objective,
-        bad_fraction=_sig(bad_fraction),
-        error_budget_remaining=_sig(1.0 - _ratio(bad_fraction, allowed)),
+        bad_fraction=sig(bad_fraction),
+        error_budget_remaining=sig(1.0 - _ratio(bad_fraction, allowed)),
         burn_rates=rates,
     )
 
@@ -151,8 +147,8 @@ def _burn(
     coverage: float,
     allowed: float,
 ) -> BurnRate:
-    long_burn = None if long_bad is None else _sig(_ratio(long_bad, allowed))
-    short_burn = None if short_bad is None else _sig(_ratio(short_bad, allowed))
+    long_burn = None if long_bad is None else sig(_ratio(long_bad, allowed))
+    short_burn = None if short_bad is None else sig(_ratio(short_bad, allowed))
     firing = (
         coverage >= MIN_COVERAGE
         and long_burn is not None
@@ -168,5 +164,5 @@ def _burn(
         long_burn=long_burn,
         short_burn=short_burn,
         firing=firing,
-        coverage=_sig(coverage),
+        coverage=sig(coverage),
     )

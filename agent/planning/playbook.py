@@ -1,6 +1,6 @@
 """The playbook: the one table of optimisation approaches and their prior impact ranges.
 
-Impact ranges are the specification's (docs/methods.md §8) where it
+Impact ranges are the swarm's (docs/design.md; the table: docs/methods.md §8) where it
 names them, and conservative engineering priors otherwise; the learning store
 calibrates them against what Athena measured. ``expected`` is the midpoint of the
 range. ``measure`` says what the percentage is of: ``reduction`` is how much of the

@@ -28,9 +28,9 @@ class TaskContext:
     directive: StrategicDirective | None = None
     """Helios's directive in force (weights, focus areas, targets), if any."""
     business_weights: Mapping[str, float] = field(default_factory=dict)
-    """Configured business weights by category (empty: the specification's)."""
+    """Configured business weights by category (empty: the swarm's defaults, docs/design.md)."""
     scaling_triggers: Mapping[str, float] = field(default_factory=dict)
-    """Configured scaling triggers by metric, over the specification's."""
+    """Configured scaling triggers by metric, over the swarm's defaults (docs/design.md)."""
     learning: LearningState | None = None
     source_report: Mapping[str, Any] = field(default_factory=dict)
     """What the live source said while filling ``store`` (per-metric status, errors)."""
