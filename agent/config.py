@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import msgspec
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -20,6 +21,8 @@ from pydantic_settings import (
     SettingsError,
     TomlConfigSettingsSource,
 )
+
+from protocols.messages import BusinessImpactWeights
 
 ENV_PREFIX = "PROMETHEUS_BACKEND_"
 _ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -409,9 +412,15 @@ class Settings(BaseSettings):
     @field_validator("business_weights")
     @classmethod
     def _weights_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
-        known = {"api_performance", "scalability", "ai_processing", "infrastructure_efficiency"}
-        if value and (set(value) != known or abs(sum(value.values()) - 1.0) > 1e-6):
+        """The wire's one rule (``BusinessImpactWeights``), with every category named."""
+        known = BusinessImpactWeights.__struct_fields__
+        if value and set(value) != set(known):
             raise ValueError(f"business_weights needs exactly {sorted(known)} summing to 1")
+        if value:
+            try:
+                msgspec.convert(value, BusinessImpactWeights)
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"business_weights: {exc}") from None
         return value
 
     @property

@@ -134,7 +134,8 @@ def to_draft07(schema: Any, ref_prefix: str = "#/components/schemas/") -> Any:
     """A msgspec (draft 2020-12) schema as draft-07 with ``#/$defs/X`` refs under ``ref_prefix``.
 
     ``prefixItems`` + ``items: false`` become ``items: [...]`` + ``additionalItems: false``;
-    a ``$ref`` with siblings (ignored beside ``$ref`` in draft-07) moves into ``allOf``.
+    a ``$ref`` with siblings (ignored beside ``$ref`` in draft-07) moves into ``allOf``;
+    OpenAPI's ``discriminator`` object becomes the AsyncAPI schema's, the property name.
     Values of ``default``, ``enum``, ``const`` and ``examples`` are left as they are.
     """
     if not isinstance(schema, dict):
@@ -149,6 +150,8 @@ def to_draft07(schema: Any, ref_prefix: str = "#/components/schemas/") -> Any:
             out[key] = to_draft07(value, ref_prefix)
         elif key == "$ref":
             out[key] = value.replace("#/$defs/", ref_prefix, 1)
+        elif key == "discriminator" and isinstance(value, dict):
+            out[key] = value["propertyName"]
         else:
             out[key] = value
     if "prefixItems" in out:

@@ -14,6 +14,7 @@ import msgspec
 
 from protocols.errors import ErrorCode
 from protocols.messages import MESSAGE_TYPES, Message
+from protocols.reports import report_kind
 from protocols.schemas import MAJOR_VERSION, SchemaName, split_schema
 
 M = TypeVar("M", bound=Message)
@@ -92,6 +93,24 @@ def check_schema(envelope: Envelope, expected: SchemaName) -> None:
         )
 
 
+_UNTAGGED_REPORT = "Object missing required field `kind` - at `$.report`"
+
+
+def _tag_report(data: bytes) -> bytes:
+    """A ``task_result/v1`` whose report lacks ``kind``, with the kind its fields imply.
+
+    Agents before the typed report sent it untagged; a planning report is the one with
+    ``plan_type``. Their plans without learning history carried ``learning_report: {}``,
+    which now means none. Decoded once more, the result is checked like any other.
+    """
+    body = msgspec.json.decode(data)
+    report = body["report"]
+    report["kind"] = report_kind(report)
+    if report.get("learning_report") == {}:
+        del report["learning_report"]
+    return msgspec.json.encode(body)
+
+
 def decode(cls: type[M], data: bytes, envelope: Envelope | None = None) -> M:
     """Strictly decode ``data`` as ``cls``; every failure is a ProtocolError with its code."""
     env = envelope if envelope is not None else read_envelope(data)
@@ -99,6 +118,8 @@ def decode(cls: type[M], data: bytes, envelope: Envelope | None = None) -> M:
     try:
         result: M = _DECODERS[cls].decode(data)
     except msgspec.ValidationError as exc:
+        if str(exc) == _UNTAGGED_REPORT:  # from an agent that predates ``kind``
+            return decode(cls, _tag_report(data), env)
         raise ProtocolError(
             ErrorCode.SCHEMA_VIOLATION, str(exc), task_id=env.readable_task_id
         ) from None

@@ -240,8 +240,9 @@ def write_reports(progress: Progress, out_dir: Path) -> list[Path]:
     written = []
     for task_type, result in progress.results.items():
         html_path = out_dir / f"{task_type}.html"
-        html_path.write_text(render_html(result), encoding="utf-8")
-        (out_dir / f"{task_type}.md").write_text(render_markdown(result), encoding="utf-8")
+        typed = msgspec.convert(result, TaskResult)
+        html_path.write_text(render_html(typed), encoding="utf-8")
+        (out_dir / f"{task_type}.md").write_text(render_markdown(typed), encoding="utf-8")
         written.append(html_path)
     return written
 
@@ -366,7 +367,8 @@ async def demo(
                     pause_s=args.pace / 2,
                 ),
             )
-            learned = effectiveness(await (await LearningStore.open(js, settings)).snapshot())
+            snapshot = await (await LearningStore.open(js, settings)).snapshot()
+            learned = msgspec.to_builtins(effectiveness(snapshot))
         finally:
             stop.set()
             if live is not None:

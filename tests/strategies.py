@@ -16,6 +16,7 @@ from agent.analysis.causes import CauseInput
 from agent.analysis.series import Series
 from protocols import (
     Alert,
+    AnalysisReport,
     BaselineMetric,
     DeadLetter,
     ErrorInfo,
@@ -160,7 +161,16 @@ WIRE_MESSAGES: dict[type[Message], st.SearchStrategy[Any]] = {
         started_at=wire_datetimes,
         completed_at=wire_datetimes,
         duration_ms=st.floats(0, 1e15),
-        report=st.none() | st.dictionaries(st.text(max_size=12), finite_json_values, max_size=4),
+        report=st.none()
+        | st.builds(
+            AnalysisReport,
+            analysis_type=wire_token,
+            timestamp=wire_datetimes,
+            window=st.sampled_from(["15m", "1h", "7d"]),
+            performance=st.just({}),
+            bottlenecks=st.just([]),
+            recommendations=st.just([]),
+        ),
         error=st.none() | st.builds(ErrorInfo, code=wire_token, message=wire_text),
     ),
     OptimizationPlan: st.builds(
@@ -319,7 +329,15 @@ WIRE_EXAMPLES: dict[type[Message], dict[str, Any]] = {
         "started_at": _AT,
         "completed_at": "2026-11-28T10:30:01.250000Z",
         "duration_ms": 1250.0,
-        "report": {"analysis_type": "api_optimization", "performance": {}, "bottlenecks": []},
+        "report": {
+            "kind": "analysis",
+            "analysis_type": "api_optimization",
+            "timestamp": "2026-11-28T10:30:01Z",
+            "window": "1h",
+            "performance": {},
+            "bottlenecks": [],
+            "recommendations": [],
+        },
     },
     OptimizationPlan: {
         "schema": "optimization_plan/v1",

@@ -150,12 +150,12 @@ def test_unknown_and_out_of_scope_metrics_are_reported_not_dropped() -> None:
     report = analyze(
         _ctx(metrics={"api_response_time": 90.0, "foo_latency": 12.0, "real_time_delivery": 30.0})
     )
-    assert report.data_quality["unknown_metrics"] == ["foo_latency"]
-    assert report.data_quality["out_of_scope_metrics"] == ["real_time_delivery"]
+    assert report.data_quality.unknown_metrics == ["foo_latency"]
+    assert report.data_quality.out_of_scope_metrics == ["real_time_delivery"]
     assert "real_time_delivery" in report.performance
     assert "foo_latency" not in report.performance
-    assert "api_availability" in report.data_quality["missing_metrics"]
-    assert report.data_quality["too_few_for_trend"] == {
+    assert "api_availability" in report.data_quality.missing_metrics
+    assert report.data_quality.too_few_for_trend == {
         "api_response_time": 1,
         "real_time_delivery": 1,
     }

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from agent.cli.report import NotAResult, parse_result
 from agent.reports.html import render_html
 from agent.reports.markdown import render_markdown
 from agent.reports.text import render_text
-from protocols import TaskParams
+from protocols import TaskParams, TaskResult, encode
 
 JSON = st.recursive(
     st.none()
@@ -71,7 +72,7 @@ def test_params_decoder_refuses_cleanly(data: bytes) -> None:
 @given(st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode()))
 def test_result_decoder_refuses_cleanly(data: bytes) -> None:
     with contextlib.suppress(NotAResult):
-        assert isinstance(parse_result(data), dict)
+        assert isinstance(parse_result(data), TaskResult)
 
 
 def real_reports() -> list[dict[str, Any]]:
@@ -91,7 +92,7 @@ def real_reports() -> list[dict[str, Any]]:
         body = {**params, "window": "7d"}
         result = analyze(settings, task_type, msgspec.convert(body, TaskParams))
         assert result.report is not None, result.error
-        out.append(result.report)
+        out.append(json.loads(encode(result))["report"])
     return out
 
 
@@ -133,8 +134,8 @@ def result_with(report: dict[str, Any]) -> dict[str, Any]:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(SECTIONS), JSON, max_size=6))
 def test_renderers_survive_any_report_a_result_may_carry(report: dict[str, Any]) -> None:
-    """``report`` is free-form in task_result/v1: a file either holds a report the agent
-    could have made, and it renders, or the command refuses it cleanly."""
+    """A file either holds a report the agent could have made (decoded, typed), and it
+    renders, or the command refuses it cleanly."""
     try:
         result = parse_result(json.dumps(result_with(report)).encode())
     except NotAResult:
@@ -162,19 +163,38 @@ def test_renderers_survive_odd_values_in_real_reports(data: st.DataObject) -> No
     assert "fuzz-1" in render_html(result)
 
 
-def test_absurd_projection_horizons_and_huge_integers_render() -> None:
+def test_absurd_projection_horizons_and_huge_numbers_render() -> None:
     """Regressions the fuzzing found: a horizon of 1e300 days made the capacity chart build
-    a list that long; a 21-digit integer broke plotly's JSON; an id that is a list broke a
-    lookup table."""
+    a list that long; a 21-digit integer broke plotly's JSON (a figure's number is a float
+    once decoded); a growth under −100 %/day made the curve complex; an id that is a list
+    broke a lookup table (now refused at decode)."""
     planning = REAL[1]
-    odd = mutated(planning, ("scalability_projections", "3_months", "days"), 1e300)
-    odd = mutated(odd, ("scalability_projections", "6_months", "api_requests_per_s"), 10**20)
-    infra = leaves(planning["resource_requirements"])
-    assert infra, "the plan lists its resources"
-    path = ("resource_requirements", *infra[0][:-1], "recommendation_id")
-    if isinstance(infra[0][-1], str):
-        odd = mutated(odd, path, ["a", "list"])
+    projections = ("scalability_projections",)
+    odd = mutated(planning, (*projections, "3_months", "days"), 1e300)
+    odd = mutated(odd, (*projections, "3_months", "api_requests_per_s"), {"expected": 120.0})
+    odd = mutated(odd, (*projections, "6_months", "api_requests_per_s"), {"expected": 10**20})
+    growth = (*projections, "current_baseline", "demand_growth")
+    odd = mutated(odd, (*growth, "growth_pct_per_day"), -250.0)
+    odd = mutated(odd, (*growth, "ci95_pct_per_day"), [-300.0, 10**20])
     result = parse_result(json.dumps(result_with(odd)).encode())
     page = render_html(result)
-    assert "Capacity" in page
+    assert 'id="chart-capacity"' in page  # drawn, the impossible stretches left out
     assert "fuzz-1" in render_markdown(result)
+    assert "fuzz-1" in render_text(result)
+    infra = planning["resource_requirements"]["infrastructure"]
+    assert infra, "the plan lists its resources"
+    listed = mutated(
+        odd, ("resource_requirements", "infrastructure", 0, "recommendation_id"), ["a"]
+    )
+    with pytest.raises(NotAResult, match=r"at `\$\.report\.resource_requirements"):
+        parse_result(json.dumps(result_with(listed)).encode())
+
+
+def test_series_at_times_no_calendar_holds_are_not_drawn() -> None:
+    """A series point at 1e20 s (a float the contract allows) is left out of the chart, not
+    a crash of the page."""
+    analysis = REAL[0]
+    name = next(iter(analysis["series"]))
+    odd = mutated(analysis, ("series", name, "timestamps", 0), 1e20)
+    page = render_html(parse_result(json.dumps(result_with(odd)).encode()))
+    assert "fuzz-1" in page

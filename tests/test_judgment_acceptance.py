@@ -22,7 +22,7 @@ from agent.reports.text import render_text
 from agent.store import MetricStore
 from agent.strategies import ROUTES
 from agent.strategies.base import TaskContext
-from protocols import TaskParams, TaskResult, TaskType
+from protocols import TaskParams, TaskResult, TaskType, decode
 from protocols import encode as encode_message
 from scripts.corpora import TASK_TYPES, Scenario, generate
 
@@ -108,11 +108,12 @@ def test_cascades_rank_their_root_first_in_either_order(order: str) -> None:
 
 def rendered(scenario: Scenario, report: dict[str, Any]) -> dict[str, str]:
     result = as_result(scenario, report)
+    typed = decode(TaskResult, json.dumps(result).encode())  # as a peer reads it
     return {
         "json": json.dumps(result),
-        "markdown": render_markdown(result),
-        "html": render_html(result),
-        "text": render_text(result),
+        "markdown": render_markdown(typed),
+        "html": render_html(typed),
+        "text": render_text(typed),
     }
 
 

@@ -540,17 +540,18 @@ def test_effectiveness_is_computed_from_the_state() -> None:
     e = effectiveness(state)
     # Outcomes: rec-1 30 % vs 55 (success), rec-2 77.27 % vs 25 (success),
     # rec-3 −10 % vs 40 (failure).
-    assert e["recommendation_accuracy"]["value"] == pytest.approx(2 / 3)
+    assert e.recommendation_accuracy.value == pytest.approx(2 / 3)
     errors = [25 / 30 * 100, (1700 / 22 - 25) / (1700 / 22) * 100, 50 / 10 * 100]
-    assert e["prediction_error_mape"]["value"] == pytest.approx(sum(errors) / 3)
-    assert e["implemented_share"]["value"] == pytest.approx(1 / 4)
-    assert e["rejected_share"]["value"] == pytest.approx(1 / 4)
-    assert e["plans_verified_share"]["value"] == pytest.approx(2 / 3)
-    assert (e["verifications"], e["unknown_verifications"], e["verified_outcomes"]) == (5, 1, 3)
-    pooling = e["by_approach"]["connection_pooling"]
-    assert pooling["recommendation_accuracy"]["value"] == 0.0
-    assert pooling["metrics"]["api_response_time"]["mean_ratio"] == pytest.approx(-0.25)
-    assert all("basis" in e[k] for k in ("implemented_share", "prediction_error_mape"))
+    assert e.prediction_error_mape.value == pytest.approx(sum(errors) / 3)
+    assert e.implemented_share.value == pytest.approx(1 / 4)
+    assert e.rejected_share.value == pytest.approx(1 / 4)
+    assert e.plans_verified_share.value == pytest.approx(2 / 3)
+    assert (e.verifications, e.unknown_verifications, e.verified_outcomes) == (5, 1, 3)
+    pooling = e.by_approach["connection_pooling"]
+    assert pooling.recommendation_accuracy.value == 0.0
+    assert pooling.metrics["api_response_time"].mean_ratio == pytest.approx(-0.25)
+    assert e.implemented_share.basis
+    assert e.prediction_error_mape.basis
 
 
 def test_effectiveness_of_nothing_says_why() -> None:
@@ -562,9 +563,10 @@ def test_effectiveness_of_nothing_says_why() -> None:
         "rejected_share",
         "plans_verified_share",
     ):
-        assert e[key]["value"] is None
-        assert e[key]["reason"]
-    assert e["by_approach"] == {}
+        figure = getattr(e, key)
+        assert figure.value is None
+        assert figure.reason
+    assert e.by_approach == {}
     msgspec.json.encode(e)  # JSON-ready
 
 

@@ -74,7 +74,7 @@ def test_usl_recovers_known_parameters_peak_and_ceiling() -> None:
     assert fit.r2 is not None
     assert fit.r2 > 0.98
     assert not fit.extrapolated
-    report = fit.to_dict()
+    report = msgspec.to_builtins(fit.to_report("test"))
     assert report["model"] == "usl"
     assert report["peak_is_extrapolated"] is False
     assert_all_finite(report)
@@ -123,7 +123,7 @@ def test_degenerate_data_states_its_model(n: FloatArray, x: FloatArray, model: s
     assert fit.model == model
     assert fit.reason
     assert fit.ceiling is None
-    assert_all_finite(fit.to_dict())
+    assert_all_finite(msgspec.to_builtins(fit.to_report("test")))
 
 
 def test_mismatched_lengths_are_a_caller_error() -> None:
@@ -138,7 +138,7 @@ def test_fit_usl_never_raises_nor_returns_non_finite(pairs: tuple[FloatArray, Fl
     assert isinstance(fit, UslFit)
     assert fit.model in ("usl", "linear", "none")
     assert_all_finite(fit)
-    assert_all_finite(fit.to_dict())
+    assert_all_finite(msgspec.to_builtins(fit.to_report("test")))
 
 
 def test_littles_law_is_rate_times_time_in_system() -> None:
@@ -164,7 +164,7 @@ def test_growth_recovers_two_percent_a_day_within_its_interval() -> None:
     assert growth.points == 720
     assert growth.span_days == pytest.approx(30.0, abs=0.05)
     assert "only" not in growth.note
-    assert growth.to_dict()["growth_pct_per_day"] == pytest.approx(2.0, rel=0.1)
+    assert growth.to_report("test").growth_pct_per_day == pytest.approx(2.0, rel=0.1)
 
 
 def test_short_history_says_its_interval_is_wide() -> None:
@@ -225,7 +225,7 @@ def test_fit_growth_never_raises_nor_returns_non_finite(data: Series) -> None:
     growth = fit_growth(data)
     if growth is not None:
         assert_all_finite(growth)
-        assert_all_finite(growth.to_dict())
+        assert_all_finite(msgspec.to_builtins(growth.to_report("test")))
         assert_all_finite(project(1.0, growth, 182.0))
 
 
@@ -249,7 +249,7 @@ def test_cpu_rising_a_point_a_day_from_60_crosses_75_in_15_days() -> None:
     assert crossing.slope_per_day == pytest.approx(1.0, rel=0.05)
     assert crossing.current == pytest.approx(60.0, abs=1.0)
     assert crossing.crossing_ts == pytest.approx(T0 + 15 * DAY, abs=DAY)
-    report = crossing.to_dict()
+    report = msgspec.to_builtins(crossing.to_report("cpu_utilization"))
     assert report["expected_at"].startswith("2026-06-1")
     assert report["status"] == "expected"
 
@@ -307,7 +307,7 @@ def test_trigger_crossing_never_raises_nor_returns_non_finite(
     crossing = trigger_crossing(data, threshold, direction, now)
     assert isinstance(crossing, TriggerCrossing)
     assert_all_finite(crossing)
-    assert_all_finite(crossing.to_dict())
+    assert_all_finite(msgspec.to_builtins(crossing.to_report("cpu_utilization")))
 
 
 # --- the scalability_projections object ----------------------------------------------
@@ -349,9 +349,12 @@ def _day_of_traffic(
 
 
 def _projections(store: MetricStore, window_s: float = DAY) -> dict[str, Any]:
-    return capacity_projections(
+    """The projections as the report's JSON carries them."""
+    projections = capacity_projections(
         store, now=T0 + DAY, window_s=window_s, triggers=TRIGGERS, plan_gain_pct=50.0
     )
+    out: dict[str, Any] = msgspec.to_builtins(projections)
+    return out
 
 
 def test_projections_from_a_day_of_traffic() -> None:
@@ -359,7 +362,7 @@ def test_projections_from_a_day_of_traffic() -> None:
     result = _projections(store)
     assert_all_finite(result)
     wire = msgspec.convert(result, ScalabilityProjections)  # the protocol's shape
-    assert wire.three_months["days"] == 91.0
+    assert wire.three_months.days == 91.0
 
     base = result["current_baseline"]
     assert base["api_requests_per_s"]["value"] == pytest.approx(float(np.mean(x)), rel=1e-5)
@@ -384,14 +387,16 @@ def test_projections_from_a_day_of_traffic() -> None:
 
     # one day cannot tell growth from the daily cycle: no projection is made up
     for key in ("3_months", "6_months"):
-        assert result[key]["api_requests_per_s"]["value"] is None
+        assert "expected" not in result[key]["api_requests_per_s"]
         assert "daily cycle" in result[key]["api_requests_per_s"]["reason"]
 
 
 def test_four_days_of_a_daily_cycle_are_not_projected_months_ahead() -> None:
     store, _, _ = _day_of_traffic(n_days=4)
-    result = capacity_projections(
-        store, now=T0 + 4 * DAY, window_s=4 * DAY, triggers=TRIGGERS, plan_gain_pct=50.0
+    result = msgspec.to_builtins(
+        capacity_projections(
+            store, now=T0 + 4 * DAY, window_s=4 * DAY, triggers=TRIGGERS, plan_gain_pct=50.0
+        )
     )
     assert_all_finite(result)
     growth = result["current_baseline"]["demand_growth"]
@@ -399,14 +404,16 @@ def test_four_days_of_a_daily_cycle_are_not_projected_months_ahead() -> None:
     assert "cannot be tested: 3 whole days of history" in growth["significance"]
     for key in ("3_months", "6_months"):
         rate = result[key]["api_requests_per_s"]
-        assert rate["value"] is None
+        assert "expected" not in rate
         assert "not projected" in rate["reason"]
 
 
 def test_projections_from_six_days_of_traffic() -> None:
     store, _, _ = _day_of_traffic(n_days=6)
-    result = capacity_projections(
-        store, now=T0 + 6 * DAY, window_s=6 * DAY, triggers=TRIGGERS, plan_gain_pct=50.0
+    result = msgspec.to_builtins(
+        capacity_projections(
+            store, now=T0 + 6 * DAY, window_s=6 * DAY, triggers=TRIGGERS, plan_gain_pct=50.0
+        )
     )
     assert "significance" not in result["current_baseline"]["demand_growth"]
     assert_all_finite(result)
@@ -464,11 +471,13 @@ def test_empty_store_gives_nulls_with_reasons() -> None:
         assert base[key]["value"] is None
         assert base[key]["reason"]
     assert base["capacity_model"]["model"] == "none"
-    assert base["demand_growth"]["value"] is None
-    assert base["utilisation"]["value"] is None
+    assert "growth_pct_per_day" not in base["demand_growth"]
+    assert base["demand_growth"]["reason"]
+    assert "current_system" not in base["utilisation"]
+    assert base["utilisation"]["reason"]
     for key in ("3_months", "6_months"):
         assert result[key]["api_requests_per_s"]["reason"].startswith("demand growth unknown")
-        assert result[key]["utilisation"]["value"] is None
+        assert "current_system" not in result[key]["utilisation"]
     assert [t["status"] for t in result["scaling_triggers"]] == ["no_data"] * 3
 
 

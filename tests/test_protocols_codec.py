@@ -25,6 +25,7 @@ from protocols import (
     to_builtins,
 )
 from protocols.messages import Message
+from protocols.reports import AnalysisReport, Findings
 from protocols.schemas import split_schema
 from tests.strategies import WIRE_EXAMPLES
 
@@ -476,3 +477,44 @@ def test_naive_datetime_refused_in_every_timestamp_field() -> None:
                 body[field.encode_name] = value[:-1]
                 err = refused(cls, dumps(body))
                 assert err.code is ErrorCode.SCHEMA_VIOLATION, (cls, field.name)
+
+
+# --- the typed report ---------------------------------------------------------------
+
+
+def _result_with(report: dict[str, Any]) -> bytes:
+    body = copy.deepcopy(WIRE_EXAMPLES[TaskResult])
+    body["report"] = report
+    return json.dumps(body).encode()
+
+
+def test_a_report_is_decoded_to_its_kind() -> None:
+    report = decode(TaskResult, _result_with(WIRE_EXAMPLES[TaskResult]["report"])).report
+    assert isinstance(report, AnalysisReport)
+    assert report.findings == Findings()  # absent: the typed default, not a dict
+
+
+def test_a_report_from_a_newer_agent_keeps_decoding() -> None:
+    """Unknown fields at the top and deep inside a report are ignored (forward compatible)."""
+    report = copy.deepcopy(WIRE_EXAMPLES[TaskResult]["report"])
+    report["confidence_bands"] = {"p50": 1.0}
+    report["data_quality"] = {"samples": {"api_response_time": 3}, "sampling_bias": "none"}
+    report["findings"] = {"cache": None, "gpu": {"util": 0.4}}
+    decoded = decode(TaskResult, _result_with(report)).report
+    assert isinstance(decoded, AnalysisReport)
+    assert decoded.data_quality.samples == {"api_response_time": 3}
+
+
+def test_an_untagged_report_from_an_older_agent_is_tagged_by_its_fields() -> None:
+    analysis = dict(WIRE_EXAMPLES[TaskResult]["report"])
+    del analysis["kind"]
+    assert isinstance(decode(TaskResult, _result_with(analysis)).report, AnalysisReport)
+    bad_plan = {"plan_type": "strategic_backend_optimization", "plan_id": "p-1"}
+    with pytest.raises(ProtocolError, match="missing required field `created_at`"):
+        decode(TaskResult, _result_with(bad_plan))  # tagged as a plan, then checked as one
+
+
+def test_a_report_of_an_unknown_kind_is_refused() -> None:
+    report = {**WIRE_EXAMPLES[TaskResult]["report"], "kind": "forecast"}
+    with pytest.raises(ProtocolError, match="kind"):
+        decode(TaskResult, _result_with(report))

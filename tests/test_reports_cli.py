@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from plotly.offline import get_plotlyjs
 from agent.config import ENV_PREFIX
 from agent.reports.markdown import render_markdown
 from agent.runtime.node import AgentNode
+from protocols import TaskResult
 from tests import synthetic
 from tests.payloads import task
 from tests.test_node_e2e import rpc, stream_messages
-from tests.test_reports_markdown import incident_params, run_analysis
+from tests.test_reports_markdown import incident_params, run_analysis, run_planning, typed, wire
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "prometheus-backend"
 
@@ -49,14 +51,14 @@ def report(
 
 
 @pytest.fixture(scope="module")
-def result() -> dict[str, Any]:
+def result() -> TaskResult:
     return run_analysis(incident_params(), "cli-report")
 
 
 @pytest.fixture
-def result_file(tmp_path: Path, result: dict[str, Any]) -> Path:
+def result_file(tmp_path: Path, result: TaskResult) -> Path:
     path = tmp_path / "result.json"
-    path.write_text(json.dumps(result), encoding="utf-8")
+    path.write_text(json.dumps(wire(result)), encoding="utf-8")
     return path
 
 
@@ -69,13 +71,13 @@ def test_help_describes_the_command(tmp_path: Path, env: dict[str, str]) -> None
 
 
 def test_markdown_from_a_file_and_from_stdin(
-    tmp_path: Path, env: dict[str, str], result: dict[str, Any], result_file: Path
+    tmp_path: Path, env: dict[str, str], result: TaskResult, result_file: Path
 ) -> None:
     proc = report([str(result_file)], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# api_optimization report — task cli-report\n")
     assert proc.stdout.strip() == render_markdown(result).strip()
-    piped = report(["-", "--format", "markdown"], tmp_path, env, stdin=json.dumps(result))
+    piped = report(["-", "--format", "markdown"], tmp_path, env, stdin=json.dumps(wire(result)))
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout == proc.stdout
 
@@ -99,11 +101,123 @@ def test_html_to_a_file_and_by_default_next_to_the_caller(
 
 
 def test_json_is_the_result_as_is(
-    tmp_path: Path, env: dict[str, str], result: dict[str, Any], result_file: Path
+    tmp_path: Path, env: dict[str, str], result: TaskResult, result_file: Path
 ) -> None:
     proc = report([str(result_file), "--format", "json"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == result
+    assert json.loads(proc.stdout) == wire(result)
+
+
+NEWER = {"added_by_a_newer_agent": {"nested": [1, "two", None]}}
+"""A field this agent does not know, as a newer one might add it."""
+OBJECTS: dict[str, list[tuple[str | int, ...]]] = {
+    "analysis": [
+        (),
+        ("report",),
+        ("report", "performance", "database_query_time"),
+        ("report", "performance", "database_query_time", "trend_detail"),
+        ("report", "bottlenecks", 0),
+        ("report", "recommendations", 0),
+        ("report", "recommendations", 0, "expected_improvement_pct"),
+        ("report", "recommendations", 0, "expected_improvement_pct", "provenance"),
+        ("report", "root_causes", 0),
+        ("report", "data_quality"),
+        ("report", "request_patterns", "endpoints", 0),
+    ],
+    "planning": [
+        (),
+        ("report",),
+        ("report", "prioritized_plan", 0),
+        ("report", "infrastructure_roi"),
+        ("report", "scalability_projections"),
+        ("report", "scalability_projections", "current_baseline", "capacity_model"),
+        ("report", "scalability_projections", "3_months", "utilisation"),
+        ("report", "scalability_projections", "scaling_triggers", 0),
+        ("report", "timeline_estimate", "roi_derivation", "targets", 0, "items", 0),
+        ("report", "risk_assessment", "items", 0),
+        ("report", "resource_requirements"),
+        ("report", "learning_report", "recommendation_accuracy"),
+        ("report", "data_quality", "business_weights"),
+    ],
+}
+"""Objects (not maps) of each report where the newer agent adds its field, top to deep."""
+
+
+@pytest.mark.parametrize("kind", ["analysis", "planning"])
+def test_a_newer_agents_unknown_fields_are_ignored(
+    tmp_path: Path, env: dict[str, str], result: TaskResult, kind: str
+) -> None:
+    """Forward compatibility: fields added by a newer agent, at the top and deep inside the
+    report, decode and render as if they were not there."""
+    known = result if kind == "analysis" else run_planning(days=4.0, task_id="cli-plan")
+    sent = wire(known)
+    for path in OBJECTS[kind]:
+        node: Any = sent
+        for key in path:
+            node = node[key]
+        assert isinstance(node, dict), path
+        node.update(NEWER)
+    path = tmp_path / "newer.json"
+    path.write_text(json.dumps(sent), encoding="utf-8")
+    assert typed(sent) == known
+    proc = report([str(path)], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == render_markdown(known).strip()
+    assert "added_by_a_newer_agent" not in proc.stdout
+
+
+def test_a_result_from_before_the_report_kind_is_read(
+    tmp_path: Path, env: dict[str, str], result: TaskResult
+) -> None:
+    """An older agent's report carries no ``kind``: it is told from ``plan_type``."""
+    for known in (result, run_planning(days=4.0, task_id="cli-plan-old")):
+        sent = wire(known)
+        del sent["report"]["kind"]
+        path = tmp_path / "old.json"
+        path.write_text(json.dumps(sent), encoding="utf-8")
+        proc = report([str(path)], tmp_path, env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == render_markdown(known).strip()
+        as_json = report([str(path), "--format", "json"], tmp_path, env)
+        assert json.loads(as_json.stdout) == wire(known)  # the tag it would have carried
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (
+            lambda r: r["report"]["performance"].update({"m": {}}),
+            "Object missing required field `current` - at `$.report.performance[...]`",
+        ),
+        (
+            lambda r: r["report"].update(bottlenecks={}),
+            "Expected `array`, got `object` - at `$.report.bottlenecks`",
+        ),
+        (lambda r: r["report"].update(kind="other"), "Invalid value 'other' - at `$.report.kind`"),
+        (
+            lambda r: r["report"].update(findings={"cache": [1]}),
+            "Expected `object | null`, got `array` - at `$.report.findings.cache`",
+        ),
+    ],
+)
+def test_a_malformed_report_is_refused_with_a_message(
+    tmp_path: Path,
+    env: dict[str, str],
+    result: TaskResult,
+    change: Callable[[dict[str, Any]], None],
+    says: str,
+) -> None:
+    """A report no agent would write is refused at decode: exit 2, one line saying where,
+    no traceback and nothing on stdout."""
+    sent = wire(result)
+    change(sent)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(sent), encoding="utf-8")
+    proc = report([str(path)], tmp_path, env)
+    assert proc.returncode == 2
+    assert f"is not a task_result/v1 (schema_violation): {says}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
 
 
 @pytest.mark.parametrize(
@@ -174,7 +288,7 @@ async def test_results_are_read_from_the_swarm(
     assert json.loads(newest.stdout) == second  # the newest of any task type
     api = await run("--latest", "api_optimization")
     assert api.returncode == 0, api.stderr
-    assert api.stdout.strip() == render_markdown(first).strip()
+    assert api.stdout.strip() == render_markdown(typed(first)).strip()
     by_id = await run("--task-id", "cli-api-1", "--format", "json")
     assert by_id.returncode == 0, by_id.stderr
     assert json.loads(by_id.stdout) == first

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from html.parser import HTMLParser
@@ -13,11 +12,14 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from agent.reports.html import render_html
+from protocols import TaskResult
 from tests.test_reports_markdown import (
     NOW,
     incident_params,
     run_analysis,
     run_planning,
+    typed,
+    wire,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -114,23 +116,23 @@ def metric_traces(report: dict[str, Any]) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def analysis() -> dict[str, Any]:
-    result = run_analysis(incident_params(), "api-html")
+def analysis() -> TaskResult:
+    result = wire(run_analysis(incident_params(), "api-html"))
     # a metric name that would be markup if anything forgot to escape it
     report = result["report"]
     report["performance"][EVIL] = report["performance"]["cpu_utilization"]
     report["series"][EVIL] = report["series"]["cpu_utilization"]
     report["bottlenecks"][0]["evidence"] = EVIL
-    return result
+    return typed(result)
 
 
 @pytest.fixture(scope="module")
-def planning() -> dict[str, Any]:
+def planning() -> TaskResult:
     return run_planning(task_id="plan-html")
 
 
 @needs_chromium
-def test_analysis_page_draws_its_charts_offline(analysis: dict[str, Any], tmp_path: Path) -> None:
+def test_analysis_page_draws_its_charts_offline(analysis: TaskResult, tmp_path: Path) -> None:
     page = render_html(analysis)
     assert page.count(get_plotlyjs()) == 1  # plotly.js inline, exactly once
     parsed = assert_offline(page)
@@ -140,7 +142,7 @@ def test_analysis_page_draws_its_charts_offline(analysis: dict[str, Any], tmp_pa
     dom = rendered_dom(path, tmp_path)
 
     assert dom.count('class="main-svg"') >= 2  # two charts drawn: metrics, bottlenecks
-    report = analysis["report"]
+    report = wire(analysis)["report"]
     panels, traces = metric_traces(report)
     metrics = chart_dom(dom, "metrics")
     assert panels == len(report["series"]) >= 5
@@ -161,7 +163,7 @@ def test_analysis_page_draws_its_charts_offline(analysis: dict[str, Any], tmp_pa
 
 
 @needs_chromium
-def test_planning_page_draws_roadmap_and_capacity(planning: dict[str, Any], tmp_path: Path) -> None:
+def test_planning_page_draws_roadmap_and_capacity(planning: TaskResult, tmp_path: Path) -> None:
     page = render_html(planning)
     assert page.count(get_plotlyjs()) == 1
     assert_offline(page)
@@ -169,7 +171,7 @@ def test_planning_page_draws_roadmap_and_capacity(planning: dict[str, Any], tmp_
     path.write_text(page, encoding="utf-8")
     dom = rendered_dom(path, tmp_path)
 
-    report = planning["report"]
+    report = wire(planning)["report"]
     assert dom.count('class="main-svg"') >= 4  # metrics, bottlenecks, roadmap, capacity
     _, traces = metric_traces(report)
     assert scatter_traces(chart_dom(dom, "metrics")) == traces
@@ -223,13 +225,13 @@ def test_failed_result_is_a_page_without_scripts() -> None:
         "duration_ms": 1.0,
         "error": {"code": "insufficient_data", "message": "no samples for <api>"},
     }
-    page = render_html(failed)
+    page = render_html(typed(failed))
     assert "<script" not in page
     assert '<h2 class="error">Error</h2>' in page
     assert "insufficient_data — no samples for &lt;api&gt;" in page
     assert_offline(page)
 
 
-def test_page_is_deterministic(planning: dict[str, Any]) -> None:
-    copy = json.loads(json.dumps(planning))
+def test_page_is_deterministic(planning: TaskResult) -> None:
+    copy = typed(wire(planning))
     assert render_html(planning) == render_html(copy)

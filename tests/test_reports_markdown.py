@@ -12,13 +12,22 @@ import numpy as np
 import pytest
 
 from agent.analysis.series import Series, bucketize
+from agent.cli.report import NotAResult, parse_result
 from agent.learning.state import LearningState
 from agent.reports.charts import theil_sen_line
 from agent.reports.markdown import render_markdown
 from agent.strategies import api_optimization, strategic_backend_planning
 from agent.strategies.base import TaskContext
 from agent.strategies.domain import SERIES_POINTS
-from protocols import AnalysisReport, ErrorInfo, PlanningReport, TaskParams, TaskResult, TaskType
+from protocols import (
+    AnalysisReport,
+    ErrorInfo,
+    PlanningReport,
+    TaskParams,
+    TaskResult,
+    TaskType,
+    decode,
+)
 from protocols import encode as encode_message
 from tests import synthetic
 from tests.payloads import small_api_metrics
@@ -27,9 +36,9 @@ NOW = datetime(2025, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def as_result(
-    task_id: str, task_type: str, report: AnalysisReport | PlanningReport
-) -> dict[str, Any]:
-    """A completed ``task_result/v1`` around ``report``, as a peer decodes it from JSON."""
+    task_id: str, task_type: str, report: AnalysisReport | PlanningReport | dict[str, Any]
+) -> TaskResult:
+    """A completed ``task_result/v1`` around ``report``, as a peer decodes it: typed, once."""
     result = TaskResult(
         task_id=task_id,
         task_type=task_type,
@@ -38,13 +47,24 @@ def as_result(
         started_at=NOW,
         completed_at=NOW,
         duration_ms=42.0,
-        report=msgspec.to_builtins(report),
     )
-    decoded: dict[str, Any] = json.loads(encode_message(result))
-    return decoded
+    sent: dict[str, Any] = msgspec.to_builtins(result)
+    sent["report"] = msgspec.to_builtins(report)
+    return decode(TaskResult, msgspec.json.encode(sent))
 
 
-def run_analysis(params: dict[str, Any], task_id: str = "api-incident") -> dict[str, Any]:
+def wire(result: TaskResult) -> dict[str, Any]:
+    """``result`` as the JSON on the wire (what the assertions compare the pages with)."""
+    out: dict[str, Any] = json.loads(encode_message(result))
+    return out
+
+
+def typed(result: dict[str, Any]) -> TaskResult:
+    """A ``task_result/v1`` as JSON, decoded as the ``report`` command decodes it."""
+    return decode(TaskResult, json.dumps(result).encode())
+
+
+def run_analysis(params: dict[str, Any], task_id: str = "api-incident") -> TaskResult:
     ctx = TaskContext(
         task_id=task_id,
         task_type=TaskType.API_OPTIMIZATION,
@@ -54,7 +74,7 @@ def run_analysis(params: dict[str, Any], task_id: str = "api-incident") -> dict[
     return as_result(task_id, "api_optimization", api_optimization.analyze(ctx))
 
 
-def run_planning(days: float = 6.0, task_id: str = "plan-6d") -> dict[str, Any]:
+def run_planning(days: float = 6.0, task_id: str = "plan-6d") -> TaskResult:
     ctx = TaskContext(
         task_id=task_id,
         task_type=TaskType.STRATEGIC_BACKEND_PLANNING,
@@ -73,12 +93,12 @@ def incident_params() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def analysis() -> dict[str, Any]:
+def analysis() -> TaskResult:
     return run_analysis(incident_params())
 
 
 @pytest.fixture(scope="module")
-def planning() -> dict[str, Any]:
+def planning() -> TaskResult:
     return run_planning()
 
 
@@ -104,8 +124,8 @@ def section(markdown: str, title: str) -> str:
 # --- the series a report now carries -----------------------------------------------------
 
 
-def test_series_are_the_bucket_medians_of_the_judged_samples(analysis: dict[str, Any]) -> None:
-    report = analysis["report"]
+def test_series_are_the_bucket_medians_of_the_judged_samples(analysis: TaskResult) -> None:
+    report = wire(analysis)["report"]
     raw = synthetic.db_first_incident()["metrics"]["database_query_time"]
     ts = np.array([t for t, _ in raw], dtype=float)
     values = np.array([v for _, v in raw], dtype=float)
@@ -127,16 +147,17 @@ def test_series_are_the_bucket_medians_of_the_judged_samples(analysis: dict[str,
 
 
 def test_a_short_series_is_given_sample_by_sample() -> None:
-    result = run_analysis({"window": "1h", "metrics": small_api_metrics()}, "small")
+    result = wire(run_analysis({"window": "1h", "metrics": small_api_metrics()}, "small"))
     series = result["report"]["series"]["api_response_time"]
     assert series["bucket_s"] == 0.0
     assert series["values"] == [100.0 + 2 * i for i in range(12)]
     assert set(result["report"]["series"]) == {"api_response_time"}
 
 
-def test_planning_reports_carry_series_too(planning: dict[str, Any]) -> None:
-    series = planning["report"]["series"]
-    judged_or_measured = {**planning["report"]["performance"], **planning["report"]["measured"]}
+def test_planning_reports_carry_series_too(planning: TaskResult) -> None:
+    report = wire(planning)["report"]
+    series = report["series"]
+    judged_or_measured = {**report["performance"], **report["measured"]}
     assert set(series) <= set(judged_or_measured)
     assert {"cpu_utilization", "memory_utilization", "redis_cache_hit"} <= set(series)
     assert all(len(s["values"]) <= SERIES_POINTS for s in series.values())
@@ -144,7 +165,7 @@ def test_planning_reports_carry_series_too(planning: dict[str, Any]) -> None:
 
 
 def test_old_results_without_series_still_decode() -> None:
-    report = run_analysis({"window": "1h", "metrics": small_api_metrics()}, "old")["report"]
+    report = wire(run_analysis({"window": "1h", "metrics": small_api_metrics()}, "old"))["report"]
     del report["series"]
     assert msgspec.convert(report, AnalysisReport).series == {}
 
@@ -164,9 +185,9 @@ def test_trend_line_intercept_is_theil_sen() -> None:
 # --- Markdown of an analysis ---------------------------------------------------------------
 
 
-def test_analysis_markdown_headline_and_metrics(analysis: dict[str, Any]) -> None:
+def test_analysis_markdown_headline_and_metrics(analysis: TaskResult) -> None:
     md = render_markdown(analysis)
-    report = analysis["report"]
+    report = wire(analysis)["report"]
     assert md.startswith("# api_optimization report — task api-incident\n")
     assert "Status completed, answered by prometheus-backend" in md
     performance = report["performance"]
@@ -191,9 +212,9 @@ def test_analysis_markdown_headline_and_metrics(analysis: dict[str, Any]) -> Non
     assert cpu[5] == "yes"
 
 
-def test_analysis_markdown_ranking_recommendations_and_causes(analysis: dict[str, Any]) -> None:
+def test_analysis_markdown_ranking_recommendations_and_causes(analysis: TaskResult) -> None:
     md = render_markdown(analysis)
-    report = analysis["report"]
+    report = wire(analysis)["report"]
     ranking = section(md, "Bottleneck ranking")
     for rank, b in enumerate(report["bottlenecks"], 1):
         [row] = table_rows(ranking, str(rank))
@@ -228,9 +249,9 @@ def test_analysis_markdown_ranking_recommendations_and_causes(analysis: dict[str
 # --- Markdown of a plan ------------------------------------------------------------------------
 
 
-def test_planning_markdown_roadmap_by_phase(planning: dict[str, Any]) -> None:
+def test_planning_markdown_roadmap_by_phase(planning: TaskResult) -> None:
     md = render_markdown(planning)
-    report = planning["report"]
+    report = wire(planning)["report"]
     plan = report["prioritized_plan"]
     assert plan, "the synthetic backend misses targets: there is a plan"
     roadmap = section(md, "Phased roadmap")
@@ -259,9 +280,9 @@ def test_planning_markdown_roadmap_by_phase(planning: dict[str, Any]) -> None:
     )
 
 
-def test_planning_markdown_capacity_projection(planning: dict[str, Any]) -> None:
+def test_planning_markdown_capacity_projection(planning: TaskResult) -> None:
     md = render_markdown(planning)
-    projections = planning["report"]["scalability_projections"]
+    projections = wire(planning)["report"]["scalability_projections"]
     base = projections["current_baseline"]
     capacity = section(md, "Capacity projection")
     rate = base["api_requests_per_s"]["value"]
@@ -289,7 +310,7 @@ def test_planning_markdown_capacity_projection(planning: dict[str, Any]) -> None
     assert f"({low:.3g}–" in row[6]  # the date's range from the slope's interval
 
 
-def test_planning_markdown_learning_report(planning: dict[str, Any]) -> None:
+def test_planning_markdown_learning_report(planning: TaskResult) -> None:
     md = render_markdown(planning)
     learning = section(md, "Learning from verified outcomes")
     [row] = table_rows(learning, "Recommendation accuracy")
@@ -319,34 +340,82 @@ def test_failed_result_shows_its_error() -> None:
         duration_ms=1.5,
         error=ErrorInfo(code="insufficient_data", message="no samples for any cache metric"),
     )
-    md = render_markdown(json.loads(encode_message(failed)))
+    md = render_markdown(decode(TaskResult, encode_message(failed)))
     assert md.startswith("# cache_optimization report — task t-failed")
     assert "- Error insufficient_data: no samples for any cache metric" in md
     assert "## Error\n\nThe task failed: insufficient_data — no samples for any cache metric" in md
     assert "## Metrics" not in md
 
 
+def bare_report(**changes: Any) -> dict[str, Any]:
+    """The least an analysis report holds: no metric, no bottleneck, nothing to recommend."""
+    return {
+        "kind": "analysis",
+        "analysis_type": "api_optimization",
+        "timestamp": "2026-11-29T12:00:00Z",
+        "window": "1h",
+        "performance": {},
+        "bottlenecks": [],
+        "recommendations": [],
+        **changes,
+    }
+
+
+def completed(report: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "schema": "task_result/v1",
+        "task_id": "x",
+        "task_type": "api_optimization",
+        "agent_id": "prometheus-backend",
+        "status": "completed",
+        "started_at": "2026-11-29T12:00:00Z",
+        "completed_at": "2026-11-29T12:00:01Z",
+        "duration_ms": 1.0,
+        **({"report": report} if report is not None else {}),
+    }
+
+
+def test_a_result_without_report_or_sections_renders() -> None:
+    """A section the report does not have is left out; a result without one says so."""
+    md = render_markdown(typed(completed(None)))
+    assert md.startswith("# api_optimization report — task x\n")
+    assert "- The result holds no report." in md
+    assert "\n## " not in md
+    md = render_markdown(typed(completed(bare_report())))
+    assert "## Metrics" not in md
+    assert "No bottleneck: every judged metric meets its target." in md
+    assert "Nothing to recommend." in md
+    for absent in ("Root causes", "Change points", "Domain findings", "Data quality"):
+        assert f"## {absent}" not in md
+
+
 @pytest.mark.parametrize(
-    "result",
+    ("report", "says"),
     [
-        {},
-        {"task_id": "x", "status": "completed", "report": {}},
-        {"task_id": "x", "status": "completed", "report": {"performance": {"m": {}}}},
-        {"report": {"performance": [], "bottlenecks": {}, "prioritized_plan": None}},
-        {"report": {"scalability_projections": {"current_baseline": {"demand_growth": []}}}},
-        {"report": {"bottlenecks": [{"metric": None}], "findings": {"x": [1, {"a": 2}]}}},
-        {"report": {"data_quality": {"sources": {"m": "inline"}}, "slo": {"a": None}}},
+        ({}, "missing required field `analysis_type` - at `$.report`"),  # untagged: analysis
+        (bare_report(performance=[]), "Expected `object`, got `array` - at `$.report.performance`"),
+        (bare_report(bottlenecks=[{"metric": None}]), "at `$.report.bottlenecks[0]"),
+        (bare_report(findings={"cache": [1, {"a": 2}]}), "at `$.report.findings.cache`"),
+        (bare_report(slo={"a": None}), "Expected `object`, got `null` - at `$.report.slo[...]`"),
+        (
+            {**bare_report(), "kind": "planning"},
+            "missing required field `plan_type` - at `$.report`",
+        ),
     ],
 )
-def test_missing_or_odd_sections_do_not_break_it(result: dict[str, Any]) -> None:
-    assert render_markdown(result).startswith("# ")
+def test_a_malformed_report_is_refused_at_decode(report: dict[str, Any], says: str) -> None:
+    """A report no agent would write never reaches a renderer: decoding refuses it, saying
+    where (the ``report`` command prints that and exits 2, tests/test_reports_cli.py)."""
+    with pytest.raises(NotAResult, match=r"^not a task_result/v1 \(schema_violation\): ") as exc:
+        parse_result(json.dumps(completed(report)).encode())
+    assert says in str(exc.value)
 
 
-def test_text_cannot_break_the_markdown(analysis: dict[str, Any]) -> None:
-    result = json.loads(json.dumps(analysis))
+def test_text_cannot_break_the_markdown(analysis: TaskResult) -> None:
+    result = wire(analysis)
     evil = "a|b <script>x</script> *bold* [link](http://x)\nnext"
     result["report"]["bottlenecks"][0]["evidence"] = evil
-    md = render_markdown(result)
+    md = render_markdown(typed(result))
     [row] = table_rows(section(md, "Bottleneck ranking"), "1")
     assert len(row) == 7  # the pipe did not add a column, the newline did not end the row
     assert row[6] == r"a\|b \<script\>x\</script\> \*bold\* \[link\](http://x) next"

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from agent.analysis.series import Series, counter_increase
+from protocols.reports import CacheFinding, CacheMemory, CacheState, KeyClassHitRate
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -49,9 +49,9 @@ def key_class_hit_rates(
     rates: Mapping[Labels, Series],
     *,
     target: float,
-) -> list[dict[str, Any]]:
+) -> list[KeyClassHitRate]:
     """Hit rate per ``key_class`` label: from hit/miss counters, else from hit-rate gauges."""
-    classes: dict[str, dict[str, Any]] = {}
+    classes: dict[str, KeyClassHitRate] = {}
     totals: dict[str, tuple[float, float]] = {}
     for labels, series in hits.items():
         name = _label(labels, "key_class")
@@ -67,43 +67,46 @@ def key_class_hit_rates(
     for name, (h, m) in totals.items():
         if h + m > 0:
             rate = 100.0 * h / (h + m)
-            classes[name] = {
-                "key_class": name,
-                "hit_rate_pct": _r(rate),
-                "lookups": _r(h + m, 0),
-                "share_pct": _r(100.0 * (h + m) / lookups_all) if lookups_all else None,
-                "meeting_target": rate >= target,
-                "basis": "hit/miss counters",
-            }
+            classes[name] = KeyClassHitRate(
+                key_class=name,
+                hit_rate_pct=_r(rate),
+                lookups=_r(h + m, 0),
+                share_pct=_r(100.0 * (h + m) / lookups_all) if lookups_all else None,
+                meeting_target=rate >= target,
+                basis="hit/miss counters",
+            )
     for labels, series in rates.items():
         name = _label(labels, "key_class")
         if name is None or name in classes or len(series) == 0:
             continue
         rate = float(np.mean(series.values))
-        classes[name] = {
-            "key_class": name,
-            "hit_rate_pct": _r(rate),
-            "lookups": None,
-            "share_pct": None,
-            "meeting_target": rate >= target,
-            "basis": "hit-rate samples",
-        }
-    return sorted(classes.values(), key=lambda c: (c["hit_rate_pct"], c["key_class"]))
+        classes[name] = KeyClassHitRate(
+            key_class=name,
+            hit_rate_pct=_r(rate),
+            lookups=None,
+            share_pct=None,
+            meeting_target=rate >= target,
+            basis="hit-rate samples",
+        )
+    return sorted(
+        classes.values(),
+        key=lambda c: (math.inf if c.hit_rate_pct is None else c.hit_rate_pct, c.key_class),
+    )
 
 
 def cache_findings(
     *,
     hit_rate: float | None,
     target: float,
-    key_classes: list[dict[str, Any]],
+    key_classes: list[KeyClassHitRate],
     memory_used: Series | None,
     memory_limit: Series | None,
     memory_utilization: Series | None,
     evictions: Series | None,
     expirations: Series | None,
-) -> dict[str, Any]:
+) -> CacheState:
     """The cache's state and what limits its hit rate, each finding with its numbers."""
-    out: dict[str, Any] = {"key_classes": key_classes}
+    memory: CacheMemory | None = None
     utilization: float | None = None
     if (
         memory_used is not None
@@ -114,56 +117,59 @@ def cache_findings(
         used, limit = float(memory_used.values[-1]), float(memory_limit.values[-1])
         if limit > 0:
             utilization = 100.0 * used / limit
-            out["memory"] = {
-                "used_bytes": _r(used, 0),
-                "limit_bytes": _r(limit, 0),
-                "utilization_pct": _r(utilization),
-                "basis": "cache_memory_used_bytes / cache_memory_limit_bytes (latest)",
-            }
+            memory = CacheMemory(
+                used_bytes=_r(used, 0),
+                limit_bytes=_r(limit, 0),
+                utilization_pct=_r(utilization),
+                basis="cache_memory_used_bytes / cache_memory_limit_bytes (latest)",
+            )
     if utilization is None and memory_utilization is not None and len(memory_utilization):
         utilization = float(memory_utilization.values[-1])
-        out["memory"] = {"utilization_pct": _r(utilization), "basis": "memory_utilization (latest)"}
+        memory = CacheMemory(utilization_pct=_r(utilization), basis="memory_utilization (latest)")
     eviction_rate, expiry_rate = _rate(evictions), _rate(expirations)
-    out["evictions_per_s"] = _r(eviction_rate, 4)
-    out["expirations_per_s"] = _r(expiry_rate, 4)
 
-    findings: list[dict[str, str]] = []
+    findings: list[CacheFinding] = []
     missing = hit_rate is not None and hit_rate < target
     if eviction_rate and utilization is not None and utilization >= MEMORY_BOUND_PCT:
         findings.append(
-            {
-                "kind": "memory_bound_evictions",
-                "detail": f"evicting {eviction_rate:.3g} keys/s with memory at {utilization:.1f} % "
+            CacheFinding(
+                kind="memory_bound_evictions",
+                detail=f"evicting {eviction_rate:.3g} keys/s with memory at {utilization:.1f} % "
                 "of its limit: the working set does not fit; add memory or evict by LFU",
-            }
+            )
         )
     if missing and expiry_rate and expiry_rate > (eviction_rate or 0.0):
         findings.append(
-            {
-                "kind": "short_ttl",
-                "detail": f"keys expire at {expiry_rate:.3g}/s, faster than they are evicted "
+            CacheFinding(
+                kind="short_ttl",
+                detail=f"keys expire at {expiry_rate:.3g}/s, faster than they are evicted "
                 f"({eviction_rate or 0:.3g}/s), while the hit rate {hit_rate:.2f} % misses "
                 f"{target:g} %: TTLs are shorter than the re-use interval",
-            }
+            )
         )
     if missing and utilization is not None and utilization < 50.0 and not eviction_rate:
         findings.append(
-            {
-                "kind": "memory_not_the_limit",
-                "detail": f"memory at {utilization:.1f} % and no evictions: misses come from "
+            CacheFinding(
+                kind="memory_not_the_limit",
+                detail=f"memory at {utilization:.1f} % and no evictions: misses come from "
                 "TTLs or key design, not from cache size",
-            }
+            )
         )
     for cls in key_classes:
-        share = cls.get("share_pct")
-        if not cls["meeting_target"] and (share is None or share >= WEAK_CLASS_SHARE_PCT):
+        share = cls.share_pct
+        if not cls.meeting_target and (share is None or share >= WEAK_CLASS_SHARE_PCT):
             on = f" on {share:.1f} % of lookups" if share is not None else ""
             findings.append(
-                {
-                    "kind": "weak_key_class",
-                    "detail": f"key class {cls['key_class']}: hit rate {cls['hit_rate_pct']:.2f} %"
+                CacheFinding(
+                    kind="weak_key_class",
+                    detail=f"key class {cls.key_class}: hit rate {cls.hit_rate_pct:.2f} %"
                     f"{on} against {target:g} %",
-                }
+                )
             )
-    out["findings"] = findings
-    return out
+    return CacheState(
+        key_classes=key_classes,
+        evictions_per_s=_r(eviction_rate, 4),
+        expirations_per_s=_r(expiry_rate, 4),
+        findings=findings,
+        memory=memory,
+    )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
+from msgspec.structs import replace
 
 from agent.analysis.series import FloatArray, Series
+from protocols.reports import BusiestNode, ConnectionCapacity, LinearFit
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -53,9 +54,9 @@ def _fit(x: FloatArray, y: FloatArray) -> tuple[float, float, float] | None:
     return float(a), float(b), r2
 
 
-def _busiest(current: Mapping[Labels, float]) -> dict[str, Any]:
+def _busiest(current: Mapping[Labels, float]) -> BusiestNode:
     labels, connections = max(current.items(), key=lambda item: item[1])
-    return {"labels": dict(labels), "connections": _round(connections)}
+    return BusiestNode(labels=dict(labels), connections=_round(connections))
 
 
 def _round(x: float | None, digits: int = 2) -> float | None:
@@ -70,7 +71,7 @@ def connection_capacity(
     latency_target: float,
     throughput: Series | None = None,
     buckets: int = 60,
-) -> dict[str, Any]:
+) -> ConnectionCapacity:
     """Connections per node now, the capacity per node the latency allows, and the headroom.
 
     ``connections`` is one gauge series per node (label set); ``latency`` the delivery
@@ -81,32 +82,33 @@ def connection_capacity(
     """
     live = {k: s for k, s in connections.items() if len(s) > 0 and not s.scalar}
     if not live:
-        return {"status": "no_data", "reason": "no per-node websocket_connections samples"}
+        return ConnectionCapacity(
+            status="no_data", reason="no per-node websocket_connections samples"
+        )
     start = min(float(s.ts[0]) for s in live.values())
     end = max(float(s.ts[-1]) for s in live.values())
     current = {k: float(s.values[-1]) for k, s in live.items()}
     total_now = sum(current.values())
     per_node_now = total_now / len(current)
-    out: dict[str, Any] = {
-        "status": "ok",
-        "nodes": len(current),
-        "connections_total": _round(total_now),
-        "connections_per_node": _round(per_node_now),
-        "busiest_node": _busiest(current),
-        "latency_metric": latency_metric,
-        "latency_target": latency_target,
-    }
+    now = ConnectionCapacity(
+        status="ok",
+        nodes=len(current),
+        connections_total=_round(total_now),
+        connections_per_node=_round(per_node_now),
+        busiest_node=_busiest(current),
+        latency_metric=latency_metric,
+        latency_target=latency_target,
+    )
     if end <= start:
-        out |= {"capacity_per_node": None, "capacity_basis": "a single instant of data"}
-        return out
+        return replace(now, capacity_basis="a single instant of data")
     edges = _grid(start, end, buckets)
     per_series = np.vstack([_bucket_medians(s, edges) for s in live.values()])
     reporting = np.sum(~np.isnan(per_series), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_node = np.nansum(per_series, axis=0) / reporting
-    out["observed_peak_per_node"] = _round(float(np.nanmax(per_node)))
 
     capacity: float | None = None
+    fitted: LinearFit | None = None
     basis: str
     if latency is None or len(latency) == 0 or latency.scalar:
         basis = f"no {latency_metric} samples to relate latency to connections"
@@ -121,12 +123,12 @@ def connection_capacity(
             )
         else:
             a, b, r2 = fit
-            out["fit"] = {
-                "intercept": _round(a, 4),
-                "slope_per_connection": _round(b, 6),
-                "r2": _round(r2, 3),
-                "points": int(ok.sum()),
-            }
+            fitted = LinearFit(
+                intercept=_round(a, 4),
+                slope_per_connection=_round(b, 6),
+                r2=_round(r2, 3),
+                points=int(ok.sum()),
+            )
             if b <= 0 or r2 < MIN_R2:
                 basis = (
                     f"{latency_metric} does not rise with connections per node in the window "
@@ -138,22 +140,28 @@ def connection_capacity(
                     f"{latency_metric} reaches its {latency_target:g} target at "
                     f"{capacity:,.0f} connections per node (linear fit, r² {r2:.2f})"
                 )
-    out["capacity_per_node"] = _round(capacity) if capacity is not None and capacity > 0 else None
-    out["capacity_basis"] = basis
-    if out["capacity_per_node"] is not None and per_node_now > 0:
-        cap = float(out["capacity_per_node"])
-        out["headroom_pct"] = _round((cap / per_node_now - 1.0) * 100.0, 1)
-        out["nodes_needed_now"] = math.ceil(total_now / cap)
+    per_node_capacity = _round(capacity) if capacity is not None and capacity > 0 else None
+    headroom = needed = None
+    if per_node_capacity is not None and per_node_now > 0:
+        headroom = _round((per_node_capacity / per_node_now - 1.0) * 100.0, 1)
+        needed = math.ceil(total_now / per_node_capacity)
     elif capacity is not None and capacity <= 0:
-        out["headroom_pct"] = None
-        out["capacity_basis"] = basis + "; the fitted latency is above target at any load"
+        basis += "; the fitted latency is above target at any load"
+    per_connection = throughput_capacity = None
     if throughput is not None and len(throughput) > 0 and total_now > 0:
         per_connection = float(np.mean(throughput.values)) / max(
             float(np.nanmean(per_node * reporting)), 1e-9
         )
-        out["throughput_per_connection"] = _round(per_connection, 4)
-        if out.get("capacity_per_node") is not None:
-            out["throughput_capacity_per_node"] = _round(
-                per_connection * float(out["capacity_per_node"])
-            )
-    return out
+        if per_node_capacity is not None:
+            throughput_capacity = _round(per_connection * per_node_capacity)
+    return replace(
+        now,
+        observed_peak_per_node=_round(float(np.nanmax(per_node))),
+        fit=fitted,
+        capacity_per_node=per_node_capacity,
+        capacity_basis=basis,
+        headroom_pct=headroom,
+        nodes_needed_now=needed,
+        throughput_per_connection=_round(per_connection, 4) if per_connection is not None else None,
+        throughput_capacity_per_node=throughput_capacity,
+    )

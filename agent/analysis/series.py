@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -98,14 +98,24 @@ def window(series: Series, seconds: float) -> Series:
     return Series(ts=series.ts[keep], values=series.values[keep])
 
 
+@overload
+def sig(x: float, digits: int = 6) -> float: ...
+@overload
+def sig(x: float | None, digits: int = 6) -> float | None: ...
+
+
 def sig(x: float | None, digits: int = 6) -> float | None:
-    """``x`` to ``digits`` significant digits (noise beyond that is not data); None stays."""
+    """``x`` to ``digits`` significant digits (noise beyond that is not data); None stays.
+
+    The one rounding of reported figures (trends, change points, SLOs): six digits unless
+    a caller asks for fewer. A NaN or an infinity stays what it is.
+    """
     return None if x is None else float(f"{x:.{digits}g}")
 
 
-def finite(x: float) -> float | None:
+def finite(x: float | None) -> float | None:
     """``x`` when finite, else None: the wire carries no inf or NaN."""
-    return x if math.isfinite(x) else None
+    return x if x is not None and math.isfinite(x) else None
 
 
 def p95(values: FloatArray) -> float:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,25 +24,20 @@ from agent.cli.common import (
 from agent.cli.output import add_output_options, show_result
 from agent.cli.params import read_params
 from agent.config import Settings
-from protocols import (
-    ErrorInfo,
-    TaskParams,
-    TaskResult,
-    TaskType,
-    to_builtins,
-)
+from agent.store import MetricStore
+from protocols import ErrorInfo, TaskParams, TaskResult, TaskType
+from protocols.reports import Report
 
 
-async def _prometheus_store(
+async def _samples(
     settings: Settings, task_type: TaskType, params: TaskParams, now: datetime
-) -> tuple[Any, dict[str, Any]]:
-    from agent.analysis.series import parse_window
-    from agent.sources.prometheus import PrometheusSource
-    from agent.strategies import task_window
+) -> tuple[MetricStore | None, dict[str, Any]]:
+    """The task's samples as the agent would get them (``SampleSource``); None: inline."""
+    from agent.runtime.samples import SampleSource
 
-    window_s = parse_window(task_window(task_type, params, settings.default_window))
-    async with PrometheusSource.from_settings(settings) as source:
-        return await source.fetch_window(settings, window_s, now.timestamp())
+    async with AsyncExitStack() as stack:
+        source = await SampleSource.open(settings, stack)
+        return await source.for_task(task_type, params, now.timestamp())
 
 
 def analyze(settings: Settings, task_type: TaskType, params: TaskParams) -> TaskResult:
@@ -60,15 +56,13 @@ def analyze(settings: Settings, task_type: TaskType, params: TaskParams) -> Task
     ctx = configured_context(
         settings, task_id=task_id, task_type=task_type, now=started, params=params
     )
-    report: dict[str, Any] | None = None
+    report: Report | None = None
     error: ErrorInfo | None = None
     try:
-        if settings.prometheus_url:
-            store, source_report = asyncio.run(
-                _prometheus_store(settings, task_type, params, started)
-            )
+        store, source_report = asyncio.run(_samples(settings, task_type, params, started))
+        if store is not None:
             ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
-        report = to_builtins(ROUTES[task_type](ctx))
+        report = ROUTES[task_type](ctx)
     except AgentError as exc:
         error = ErrorInfo(code=exc.code, message=exc.message[:4000])
     return TaskResult(
@@ -103,7 +97,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     else:
         settings = settings.model_copy(update={"prometheus_url": None})
     result = analyze(settings, TaskType(args.task_type), params)
-    show_result(to_builtins(result), args)
+    show_result(result, args)
     return EXIT_OK if result.status == "completed" else EXIT_FAILURE
 
 

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
+import msgspec
+
 from agent.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -35,11 +37,11 @@ async def _learning(settings: Settings, action: str) -> dict[str, Any] | None:
                 "summaries": len(state.summaries),
                 "plans": len(state.plans),
                 "infeasible": state.infeasible,
-                "effectiveness": effectiveness(state),
+                "effectiveness": msgspec.to_builtins(effectiveness(state)),
                 "model": learned_model(state),
             }
         state = await store.snapshot()
-        return {**effectiveness(state), "model": learned_model(state)}
+        return {**msgspec.to_builtins(effectiveness(state)), "model": learned_model(state)}
     finally:
         await nc.drain()
 

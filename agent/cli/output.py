@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from agent.cli.common import UsageError
+from protocols import TaskResult
 
 FORMATS = ("text", "json", "markdown", "html")
 
@@ -29,11 +31,14 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def show_result(result: dict[str, Any], args: argparse.Namespace) -> None:
-    """Render ``result`` as asked; a file written is named on stderr, stdout stays the data."""
+def show_result(result: TaskResult, args: argparse.Namespace) -> None:
+    """Render ``result`` as asked; a file written is named on stderr, stdout stays the data.
+
+    ``json`` is the result as this agent writes it (the message the typed result encodes to).
+    """
     fmt = "json" if args.json else args.format
     if fmt == "json":
-        text = json.dumps(result, indent=2, ensure_ascii=False)
+        text = json.dumps(msgspec.to_builtins(result), indent=2, ensure_ascii=False)
     elif fmt == "markdown":
         from agent.reports.markdown import render_markdown
 
@@ -46,9 +51,7 @@ def show_result(result: dict[str, Any], args: argparse.Namespace) -> None:
         from agent.reports.text import render_text
 
         text = render_text(result)
-    output = args.output or (
-        f"report-{result.get('task_id', 'result')}.html" if fmt == "html" else None
-    )
+    output = args.output or (f"report-{result.task_id}.html" if fmt == "html" else None)
     if output is None or output == "-":
         print(text)
         return

@@ -24,7 +24,6 @@ from agent.cli.nats import open_connection
 from agent.cli.output import FORMATS, show_result
 from agent.config import Settings
 from protocols import ProtocolError, TaskResult, TaskType, decode, subjects
-from protocols.messages import REPORT_TYPES
 
 MONITOR = "monitor"
 """``--latest monitor``: the monitor's periodic summary (``swarm.results.<agent>.monitor``)."""
@@ -39,32 +38,20 @@ class Unreachable(Exception):
     """NATS or JetStream did not answer (already said on stderr)."""
 
 
-def parse_result(data: bytes) -> dict[str, Any]:
-    """A ``task_result/v1`` as decoded JSON, checked against the schema first.
+def parse_result(data: bytes) -> TaskResult:
+    """A ``task_result/v1``, decoded once into typed objects (its report an
+    ``AnalysisReport`` or a ``PlanningReport``); ``NotAResult`` says why it is not one.
 
-    The message leaves ``report`` free-form; here it must be one of the report types
-    (``REPORT_TYPES``), so the renderers only ever see a report the agent could have made.
+    Fields a newer agent added are ignored; a report from an agent older than the
+    report's ``kind`` tag is tagged by its fields (``protocols.codec``).
     """
     try:
-        result = decode(TaskResult, data)
+        return decode(TaskResult, data)
     except ProtocolError as exc:
         raise NotAResult(f"not a task_result/v1 ({exc.code}): {exc.message}") from None
-    out: dict[str, Any] = json.loads(data)
-    if result.report is not None:
-        problems = []
-        for cls in REPORT_TYPES:
-            try:
-                report = msgspec.convert(result.report, cls, strict=False)
-            except msgspec.ValidationError as exc:
-                problems.append(f"{cls.__name__}: {exc}")
-                continue
-            out["report"] = msgspec.to_builtins(report)  # typed fields as the agent writes them
-            return out
-        raise NotAResult("a task_result/v1 whose report is not one: " + "; ".join(problems))
-    return out
 
 
-def read_file(path: str) -> dict[str, Any]:
+def read_file(path: str) -> TaskResult:
     """The result in ``path`` (``-``: stdin); unreadable or not a result → UsageError."""
     data = read_input(path)
     try:

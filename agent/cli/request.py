@@ -26,6 +26,7 @@ from agent.cli.common import (
 from agent.cli.nats import open_connection
 from agent.cli.output import add_output_options, show_result
 from agent.cli.params import read_params
+from agent.cli.report import NotAResult, parse_result
 from agent.config import Settings
 from protocols import TaskParams, TaskRequest, TaskType, encode, subjects
 
@@ -142,8 +143,13 @@ def cmd_request(args: argparse.Namespace) -> int:
     )
     if result is None:
         return EXIT_FAILURE
-    show_result(result, args)
-    return EXIT_OK if result.get("status") == "completed" else EXIT_FAILURE
+    try:
+        typed = parse_result(orjson.dumps(result))
+    except NotAResult as exc:
+        print(f"the answer is {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    show_result(typed, args)
+    return EXIT_OK if typed.status == "completed" else EXIT_FAILURE
 
 
 def register(sub: Subparsers) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -44,12 +44,27 @@ from agent.analysis.series import (
     finite,
     mean,
     median,
+    sig,
     summed_counter_rate,
 )
 from agent.analysis.trend import ALPHA, MIN_SAMPLES, TrendResult, assess_trend, hours_to_reach
-from agent.planning.provenance import measured, weakest, wire
+from agent.planning.provenance import measured, weakest
 from agent.store.metric_store import MetricStore
-from protocols.messages import Provenance
+from protocols import reports
+from protocols.reports import (
+    CapacityBaseline,
+    CapacityModel,
+    DemandGrowth,
+    Figure,
+    HorizonProjection,
+    Projected,
+    ProjectedUtilisation,
+    Provenance,
+    Runway,
+    ScalabilityProjections,
+    WindowSpan,
+)
+from protocols.types import Source
 
 DAY = 86_400.0
 MIN_USL_LEVELS = 6
@@ -74,10 +89,8 @@ CrossingStatus = Literal[
 
 
 def _sig(x: float | None, digits: int = 6) -> float | None:
-    """Six significant digits (noise beyond that is not data); None for None or non-finite."""
-    if x is None or not math.isfinite(x):
-        return None
-    return float(f"{x:.{digits}g}")
+    """A reported figure: ``series.sig`` of a finite value, None for None or non-finite."""
+    return sig(finite(x), digits)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -119,22 +132,24 @@ class UslFit:
         peak, seen = self.peak_concurrency, self.max_observed_concurrency
         return peak is not None and seen is not None and peak > seen
 
-    def to_dict(self) -> dict[str, Any]:
-        """The report form: figures to six significant digits."""
-        return {
-            "model": self.model,
-            "reason": self.reason,
-            "observations": self.observations,
-            "points": self.points,
-            "lambda": _sig(self.lambda_),
-            "sigma": _sig(self.sigma),
-            "kappa": _sig(self.kappa),
-            "r2": _sig(self.r2, 4),
-            "peak_concurrency": _sig(self.peak_concurrency),
-            "ceiling": _sig(self.ceiling),
-            "max_observed_concurrency": _sig(self.max_observed_concurrency),
-            "peak_is_extrapolated": self.extrapolated,
-        }
+    def to_report(self, concurrency_basis: str) -> CapacityModel:
+        """The report form: figures to six significant digits; a fitted model is measured."""
+        return CapacityModel(
+            model=self.model,
+            reason=self.reason,
+            observations=self.observations,
+            points=self.points,
+            lambda_=_sig(self.lambda_),
+            sigma=_sig(self.sigma),
+            kappa=_sig(self.kappa),
+            r2=_sig(self.r2, 4),
+            peak_concurrency=_sig(self.peak_concurrency),
+            ceiling=_sig(self.ceiling),
+            max_observed_concurrency=_sig(self.max_observed_concurrency),
+            peak_is_extrapolated=self.extrapolated,
+            concurrency_basis=concurrency_basis,
+            source=MEASURED if self.model != "none" else None,
+        )
 
 
 def _usl(n: FloatArray, lam: float, sigma: float, kappa: float) -> FloatArray:
@@ -337,18 +352,21 @@ class GrowthFit:
     points: int
     note: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_report(self, basis: str, significance: str | None = None) -> DemandGrowth:
         """The report form: rates in % per day, six significant digits."""
-        return {
-            "model": "exponential",
-            "growth_pct_per_day": _sig(self.rate_per_day * 100.0),
-            "stderr_pct_per_day": _sig(self.stderr * 100.0),
-            "ci95_pct_per_day": [_sig(self.low * 100.0), _sig(self.high * 100.0)],
-            "r2": _sig(self.r2, 4),
-            "span_days": _sig(self.span_days, 4),
-            "points": self.points,
-            "note": self.note,
-        }
+        return DemandGrowth(
+            model="exponential",
+            growth_pct_per_day=_sig(self.rate_per_day * 100.0),
+            stderr_pct_per_day=_sig(self.stderr * 100.0),
+            ci95_pct_per_day=[_sig(self.low * 100.0), _sig(self.high * 100.0)],
+            r2=_sig(self.r2, 4),
+            span_days=_sig(self.span_days, 4),
+            points=self.points,
+            note=self.note,
+            basis=basis,
+            source=MEASURED,
+            significance=significance,
+        )
 
 
 MIN_PROJECTION_DAYS = 3.0
@@ -430,8 +448,14 @@ class Projection:
     low: float | None
     high: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"expected": _sig(self.expected), "low": _sig(self.low), "high": _sig(self.high)}
+    def to_report(self, basis: str, source: Source) -> Projected:
+        return Projected(
+            expected=_sig(self.expected),
+            low=_sig(self.low),
+            high=_sig(self.high),
+            basis=basis,
+            source=source,
+        )
 
 
 def _grow(value: float, log_rate_per_day: float, days: float) -> float | None:
@@ -487,23 +511,31 @@ class TriggerCrossing:
     """(soonest, latest) days from now, from the slope's 95 % interval (latest None: maybe
     never)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "threshold": _sig(self.threshold),
-            "direction": self.direction,
-            "current": _sig(self.current),
-            "slope_per_day": _sig(self.slope_per_day),
-            "p_value": _sig(self.p_value, 4),
-            "expected_at": _iso(self.crossing_ts),
-            "expected_ts": _sig(self.crossing_ts, 10),
-            "days_from_now": _sig(self.days_from_now, 4),
-            "days_from_now_range": [_sig(d, 4) for d in self.range_days],
-            "horizon_days": _sig(self.horizon_days),
-            "samples": self.samples,
-            "span_days": _sig(self.span_days, 4),
-        }
+    def to_report(self, metric: str) -> reports.TriggerCrossing:
+        """The report form; a crossing with a level says it is measured, and from what."""
+        measured_level = self.current is not None
+        return reports.TriggerCrossing(
+            metric=metric,
+            status=self.status,
+            reason=self.reason,
+            threshold=_sig(self.threshold),
+            direction=self.direction,
+            current=_sig(self.current),
+            slope_per_day=_sig(self.slope_per_day),
+            p_value=_sig(self.p_value, 4),
+            expected_at=_iso(self.crossing_ts),
+            expected_ts=_sig(self.crossing_ts, 10),
+            days_from_now=_sig(self.days_from_now, 4),
+            days_from_now_range=[_sig(d, 4) for d in self.range_days],
+            horizon_days=_sig(self.horizon_days),
+            samples=self.samples,
+            span_days=_sig(self.span_days, 4),
+            source=MEASURED if measured_level else None,
+            basis=f"level, slope and date from {self.samples} samples of the fleet; "
+            "the threshold is the configured scaling trigger"
+            if measured_level
+            else None,
+        )
 
 
 def _beyond(level: float, threshold: float, direction: Direction) -> bool:
@@ -602,11 +634,7 @@ def trigger_crossing(
 # --- the scalability_projections object ----------------------------------------------
 
 
-def _missing(reason: str) -> dict[str, Any]:
-    return {"value": None, "reason": reason}
-
-
-MEASURED = "measured"
+MEASURED: Source = "measured"
 """The ``source`` of a figure computed from the samples (``Provenance.source``)."""
 
 
@@ -615,19 +643,19 @@ class _Figure:
     value: float | None
     basis: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_report(self) -> Figure:
         if self.value is None:
-            return _missing(self.basis)
-        return {"value": _sig(self.value), "basis": self.basis, "source": MEASURED}
+            return Figure(value=None, reason=self.basis)
+        return Figure(value=_sig(self.value), basis=self.basis, source=MEASURED)
 
 
-def _planned(plan_gain: Provenance | None, what: str) -> dict[str, Any]:
+def _planned(plan_gain: Provenance | None, what: str) -> Provenance | None:
     """The source of ``what``, a measured figure moved by the plan's expected gain: the
-    gain's own (prior or calibrated); empty (the source unknown) when it was not given."""
+    gain's own (prior or calibrated); None (the source unknown) when it was not given."""
     if plan_gain is None:
-        return {}
+        return None
     basis = f"{what}: measured, moved by the plan's expected gain ({plan_gain.source})"
-    return wire(weakest((measured(what), plan_gain), basis))
+    return weakest((measured(what), plan_gain), basis)
 
 
 def _request_rate(
@@ -713,67 +741,83 @@ def _horizon(
     ceiling_reason: str,
     plan_gain_pct: float,
     plan_gain: Provenance | None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"days": days}
+) -> HorizonProjection:
     if isinstance(growth, str):
-        reason = f"demand growth unknown: {growth}"
-        for key in ("api_requests_per_s", "websocket_connections", "concurrent_users"):
-            out[key] = _missing(reason)
-        out["utilisation"] = _missing(reason)
-        return out
+        missing = Projected(reason=f"demand growth unknown: {growth}")
+        return HorizonProjection(
+            days=days,
+            api_requests_per_s=missing,
+            websocket_connections=missing,
+            concurrent_users=missing,
+            utilisation=ProjectedUtilisation(reason=missing.reason),
+        )
     basis = (
         f"baseline compounded at the measured {growth.rate_per_day * 100:+.3g} %/day "
         f"for {days:g} days"
     )
+    # Connections and users: nothing measured says they grow like requests (assumed).
+    assumed_basis = basis + " (assumed to grow with requests)"
+    figures: dict[str, Projected] = {}
     projected: Projection | None = None
-    for key, figure in (
-        ("api_requests_per_s", rate),
-        ("websocket_connections", connections),
-        ("concurrent_users", users),
+    for key, figure, source in (
+        ("api_requests_per_s", rate, MEASURED),
+        ("websocket_connections", connections, "assumed"),
+        ("concurrent_users", users, "assumed"),
     ):
         if figure.value is None:
-            out[key] = _missing(f"no baseline: {figure.basis}")
+            figures[key] = Projected(reason=f"no baseline: {figure.basis}")
             continue
         p = project(figure.value, growth, days)
+        figures[key] = p.to_report(basis if source == MEASURED else assumed_basis, source)
         if key == "api_requests_per_s":
-            out[key] = {**p.to_dict(), "basis": basis, "source": MEASURED}
             projected = p
-        else:  # nothing measured says they grow like requests: stated, not found
-            out[key] = {**p.to_dict(), "basis": basis + " (assumed to grow with requests)"}
-            out[key]["source"] = "assumed"
     if ceiling is None or projected is None:
         why = ceiling_reason if ceiling is None else "no request-rate baseline"
-        out["utilisation"] = _missing(why)
-        return out
+        utilisation = ProjectedUtilisation(reason=why)
+    else:
+        utilisation = _projected_utilisation(projected, ceiling, plan_gain_pct, plan_gain)
+    return HorizonProjection(
+        days=days,
+        api_requests_per_s=figures["api_requests_per_s"],
+        websocket_connections=figures["websocket_connections"],
+        concurrent_users=figures["concurrent_users"],
+        utilisation=utilisation,
+    )
+
+
+def _share(projected: Projection, ceiling: float) -> Projected:
+    return Projected(
+        expected=_sig(_utilisation(projected.expected, ceiling)),
+        low=_sig(_utilisation(projected.low, ceiling)),
+        high=_sig(_utilisation(projected.high, ceiling)),
+    )
+
+
+def _projected_utilisation(
+    projected: Projection, ceiling: float, plan_gain_pct: float, plan_gain: Provenance | None
+) -> ProjectedUtilisation:
     optimised = ceiling * (1.0 + plan_gain_pct / 100.0)
-    out["utilisation"] = {
-        "ceiling_req_per_s": _sig(ceiling),
-        "optimised_ceiling_req_per_s": _sig(optimised),
-        "plan_gain_pct": _sig(plan_gain_pct),
-        "current_system": {
-            k: _sig(_utilisation(getattr(projected, k), ceiling))
-            for k in ("expected", "low", "high")
-        },
-        "optimised_system": {
-            k: _sig(_utilisation(getattr(projected, k), optimised))
-            for k in ("expected", "low", "high")
-        },
-        "basis": "projected req/s ÷ fitted throughput ceiling (1.0 = at the ceiling)",
-        "provenance": {
-            "ceiling_req_per_s": wire(measured("throughput ceiling fitted to the samples")),
-            "current_system": wire(measured("projected req/s over the fitted ceiling")),
-            **({} if plan_gain is None else {"plan_gain_pct": wire(plan_gain)}),
-            **{
-                key: provenance
-                for key, what in (
-                    ("optimised_ceiling_req_per_s", "fitted ceiling × (1 + plan gain)"),
-                    ("optimised_system", "projected req/s over the optimised ceiling"),
-                )
-                if (provenance := _planned(plan_gain, what))
-            },
-        },
+    provenance = {
+        "ceiling_req_per_s": measured("throughput ceiling fitted to the samples"),
+        "current_system": measured("projected req/s over the fitted ceiling"),
     }
-    return out
+    if plan_gain is not None:
+        provenance["plan_gain_pct"] = plan_gain
+    for key, what in (
+        ("optimised_ceiling_req_per_s", "fitted ceiling × (1 + plan gain)"),
+        ("optimised_system", "projected req/s over the optimised ceiling"),
+    ):
+        if (source := _planned(plan_gain, what)) is not None:
+            provenance[key] = source
+    return ProjectedUtilisation(
+        ceiling_req_per_s=_sig(ceiling),
+        optimised_ceiling_req_per_s=_sig(optimised),
+        plan_gain_pct=_sig(plan_gain_pct),
+        current_system=_share(projected, ceiling),
+        optimised_system=_share(projected, optimised),
+        basis="projected req/s ÷ fitted throughput ceiling (1.0 = at the ceiling)",
+        provenance=provenance,
+    )
 
 
 MIN_TESTED_DAYS = 5
@@ -829,7 +873,7 @@ def capacity_projections(
     plan_gain_source: Provenance | None = None,
     horizon_days: float = 182.0,
     trends: Mapping[str, TrendResult] | None = None,
-) -> dict[str, Any]:
+) -> ScalabilityProjections:
     """The ``scalability_projections`` of a plan: baseline, 3 and 6 months, scaling triggers.
 
     Every figure is computed from the store over ``window_s`` back from its newest
@@ -837,7 +881,7 @@ def capacity_projections(
     into ``BUCKETS`` time buckets so rate, latency and users line up: the USL is fitted
     on per-bucket (concurrency, req/s), demand growth on per-bucket req/s. The fitted
     model and growth sit in ``current_baseline`` (``capacity_model``, ``demand_growth``);
-    what cannot be computed is ``{"value": None, "reason": …}``, never an exception.
+    what cannot be computed has a ``reason`` instead of its figures, never an exception.
     Trigger levels are the fleet's merged samples (all instances), as an autoscaler's
     average would see them; ``trends`` are the report's judged trends of those metrics
     (decided across the report), so a trigger is dated only from a trend that survived.
@@ -857,62 +901,31 @@ def capacity_projections(
     concurrency, users = _concurrency_buckets(store, window_s, end, edges, rate_buckets)
     pairs = np.isfinite(concurrency) & np.isfinite(rate_buckets)
     usl = fit_usl(concurrency[pairs], rate_buckets[pairs])
-    capacity_model = {**usl.to_dict(), "concurrency_basis": users.basis}
-    if usl.model != "none":
-        capacity_model["source"] = MEASURED
     ceiling = usl.ceiling
     ceiling_reason = f"no throughput ceiling: {usl.reason}" if ceiling is None else "fitted ceiling"
 
     has_rate = np.isfinite(rate_buckets)
-    growth = _growth(Series(ts=centres[has_rate], values=rate_buckets[has_rate]))
+    demand = Series(ts=centres[has_rate], values=rate_buckets[has_rate])
+    growth = _growth(demand)
+    unproven = _unproven_growth(growth, demand, end) if isinstance(growth, GrowthFit) else None
     demand_growth = (
-        _missing(f"request rate: {growth}")
+        DemandGrowth(reason=f"request rate: {growth}")
         if isinstance(growth, str)
-        else {**growth.to_dict(), "basis": "per-bucket req/s over the window", "source": MEASURED}
+        else growth.to_report("per-bucket req/s over the window", significance=unproven)
     )
-
-    baseline: dict[str, Any] = {
-        "window": {"start": _iso(end - window_s), "end": _iso(end), "seconds": window_s},
-        "api_requests_per_s": rate.to_dict(),
-        "websocket_connections": connections.to_dict(),
-        "concurrent_users": users.to_dict(),
-        "capacity_model": capacity_model,
-        "demand_growth": demand_growth,
-    }
-    if ceiling is not None and rate.value is not None:
-        optimised = ceiling * (1.0 + plan_gain_pct / 100.0)
-        runway: dict[str, Any] = {
-            "current_system": _sig(_utilisation(rate.value, ceiling)),
-            "optimised_system": _sig(_utilisation(rate.value, optimised)),
-        }
-        sources = {
-            "current_system": wire(measured("req/s over the fitted throughput ceiling")),
-            "days_to_ceiling": wire(measured("measured growth of req/s up to the fitted ceiling")),
-            "optimised_system": _planned(plan_gain_source, "req/s over the optimised ceiling"),
-            "days_to_optimised_ceiling": _planned(
-                plan_gain_source, "measured growth of req/s up to the optimised ceiling"
-            ),
-        }
-        if isinstance(growth, GrowthFit):
-            runway["days_to_ceiling"] = _sig(_runway_days(rate.value, ceiling, growth), 4)
-            runway["days_to_optimised_ceiling"] = _sig(
-                _runway_days(rate.value, optimised, growth), 4
-            )
-            runway["runway_basis"] = (
-                "days until req/s at the expected growth meets the ceiling; null: not growing"
-            )
-        runway["provenance"] = {k: v for k, v in sources.items() if v and k in runway}
-        baseline["utilisation"] = runway
-    else:
-        baseline["utilisation"] = _missing(
-            ceiling_reason if ceiling is None else f"no request-rate baseline: {rate.basis}"
-        )
-    unproven: str | None = None
-    if isinstance(growth, GrowthFit):
-        demand_series = Series(ts=centres[has_rate], values=rate_buckets[has_rate])
-        unproven = _unproven_growth(growth, demand_series, end)
-        if unproven is not None:
-            baseline["demand_growth"]["significance"] = unproven
+    # A growth the data does not establish dates no runway and projects nothing.
+    runway_growth = growth if isinstance(growth, GrowthFit) and unproven is None else None
+    baseline = CapacityBaseline(
+        window=WindowSpan(start=_iso(end - window_s), end=_iso(end), seconds=window_s),
+        api_requests_per_s=rate.to_report(),
+        websocket_connections=connections.to_report(),
+        concurrent_users=users.to_report(),
+        capacity_model=usl.to_report(users.basis),
+        demand_growth=demand_growth,
+        utilisation=_runway(
+            rate, ceiling, ceiling_reason, runway_growth, plan_gain_pct, plan_gain_source
+        ),
+    )
     if isinstance(growth, GrowthFit) and growth.span_days < MIN_PROJECTION_DAYS:
         growth = (
             f"{growth.span_days:.3g} days of history cannot separate growth from the daily "
@@ -920,13 +933,8 @@ def capacity_projections(
         )
     elif isinstance(growth, GrowthFit) and unproven is not None:
         growth = unproven
-        for key in ("days_to_ceiling", "days_to_optimised_ceiling", "runway_basis"):
-            baseline["utilisation"].pop(key, None)
-            baseline["utilisation"].get("provenance", {}).pop(key, None)
-
-    result: dict[str, Any] = {"current_baseline": baseline}
-    for key, days in HORIZONS.items():
-        result[key] = _horizon(
+    three, six = (
+        _horizon(
             days,
             rate,
             connections,
@@ -937,21 +945,60 @@ def capacity_projections(
             plan_gain_pct,
             plan_gain_source,
         )
+        for days in HORIZONS.values()
+    )
 
-    scaling: list[dict[str, Any]] = []
+    scaling: list[reports.TriggerCrossing] = []
     for metric, threshold in triggers.items():
         spec = CATALOG.get(metric)
         direction: Direction = spec.direction if spec is not None else "lower_is_better"
         series = store.merged(metric, window_s=window_s, end=end)
         trend = (trends or {}).get(metric)
         crossing = trigger_crossing(series, threshold, direction, now, horizon_days, trend)
-        row = {"metric": metric, **crossing.to_dict()}
-        if crossing.current is not None:
-            row["source"] = MEASURED
-            row["basis"] = (
-                f"level, slope and date from {crossing.samples} samples of the fleet; "
-                "the threshold is the configured scaling trigger"
-            )
-        scaling.append(row)
-    result["scaling_triggers"] = scaling
-    return result
+        scaling.append(crossing.to_report(metric))
+    return ScalabilityProjections(
+        current_baseline=baseline, three_months=three, six_months=six, scaling_triggers=scaling
+    )
+
+
+def _runway(
+    rate: _Figure,
+    ceiling: float | None,
+    ceiling_reason: str,
+    growth: GrowthFit | None,
+    plan_gain_pct: float,
+    plan_gain: Provenance | None,
+) -> Runway:
+    """Utilisation of the fitted ceiling now, and the days until demand growing at the
+    measured rate meets it (only when the growth is established)."""
+    if ceiling is None or rate.value is None:
+        return Runway(
+            reason=ceiling_reason if ceiling is None else f"no request-rate baseline: {rate.basis}"
+        )
+    optimised = ceiling * (1.0 + plan_gain_pct / 100.0)
+    provenance = {"current_system": measured("req/s over the fitted throughput ceiling")}
+    if growth is not None:
+        provenance["days_to_ceiling"] = measured(
+            "measured growth of req/s up to the fitted ceiling"
+        )
+    for key, what in (
+        ("optimised_system", "req/s over the optimised ceiling"),
+        ("days_to_optimised_ceiling", "measured growth of req/s up to the optimised ceiling"),
+    ):
+        source = _planned(plan_gain, what)
+        if source is not None and (growth is not None or key == "optimised_system"):
+            provenance[key] = source
+    return Runway(
+        current_system=_sig(_utilisation(rate.value, ceiling)),
+        optimised_system=_sig(_utilisation(rate.value, optimised)),
+        days_to_ceiling=None
+        if growth is None
+        else _sig(_runway_days(rate.value, ceiling, growth), 4),
+        days_to_optimised_ceiling=None
+        if growth is None
+        else _sig(_runway_days(rate.value, optimised, growth), 4),
+        runway_basis=None
+        if growth is None
+        else "days until req/s at the expected growth meets the ceiling; null: not growing",
+        provenance=provenance,
+    )

@@ -3,18 +3,16 @@
 docs/learning.md ("Provenance") defines the four words. A figure derived from others is
 no better than its weakest input, so it takes that input's word: a gain combined from a
 calibrated and a prior gain is a prior; weeks scheduled from the playbook's effort for an
-assumed team size are assumed. The report's free-form sections (dicts) carry the same
-record as the typed ones (``Provenance``), as plain JSON (``wire``).
+assumed team size are assumed. Every section of a report carries the same record
+(``Provenance``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-import msgspec
-
-from protocols.messages import Provenance, Source
+from protocols.reports import Provenance
+from protocols.types import Source
 
 STRENGTH: Mapping[Source, int] = {"assumed": 0, "prior": 1, "calibrated": 2, "measured": 3}
 """Weakest first: what a derived figure inherits from its inputs."""
@@ -44,9 +42,3 @@ def weakest(inputs: Iterable[Provenance], basis: str) -> Provenance:
     source = min((p.source for p in given), key=STRENGTH.__getitem__)
     verified = sum(p.verifications for p in given) if source == "calibrated" else 0
     return Provenance(source=source, basis=basis, verifications=verified)
-
-
-def wire(p: Provenance) -> dict[str, Any]:
-    """``p`` as the JSON object the report's dict sections hold."""
-    out: dict[str, Any] = msgspec.to_builtins(p)
-    return out

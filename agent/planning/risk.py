@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.planning.prioritize import PHASES, PlannedItem
-from agent.planning.provenance import measured, playbook, weakest, wire
-from protocols.messages import Provenance, RiskLevel
+from agent.planning.provenance import measured, playbook, weakest
+from protocols.reports import (
+    InfrastructureCost,
+    ItemRisk,
+    Prerequisites,
+    Provenance,
+    Requirement,
+    ResourceRequirements,
+    RiskAssessment,
+    Unaddressed,
+)
+from protocols.types import RiskLevel
 
 RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high")
 DOUBLING_HOURS = 168.0
@@ -52,7 +61,7 @@ def _raise(level: RiskLevel) -> RiskLevel:
     return RISK_LEVELS[min(RISK_LEVELS.index(level) + 1, len(RISK_LEVELS) - 1)]
 
 
-def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -> dict[str, Any]:
+def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -> RiskAssessment:
     """``risk_assessment`` of the planning report: per item, then for the plan.
 
     An item's risk is the playbook's level and named risk, raised one level (low →
@@ -66,7 +75,7 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
     raise only moves a prior), its delay risk is measured; the plan's level is the
     items' prior, or measured when an unaddressed critical finding alone makes it high.
     """
-    assessed = []
+    assessed: list[ItemRisk] = []
     levels: list[RiskLevel] = []
     sources: list[Provenance] = []
     for item in items:
@@ -74,7 +83,7 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
         level = item.approach.risk_level
         delay = None
         level_basis = f"playbook risk of {item.approach.key}: {level}"
-        provenance: dict[str, Any] = {}
+        provenance: dict[str, Provenance] = {}
         if fast:
             level = _raise(level)
             delay = "; ".join(
@@ -82,52 +91,52 @@ def risk_assessment(items: Sequence[PlannedItem], findings: Sequence[Finding]) -
                 for f in fast
             )
             level_basis += f", raised to {level}: a target's miss doubles within a week"
-            provenance["risk_of_delay"] = wire(
-                measured("hours until the miss doubles at the target's measured Theil–Sen slope")
+            provenance["risk_of_delay"] = measured(
+                "hours until the miss doubles at the target's measured Theil–Sen slope"
             )
         source = playbook(level_basis)
         sources.append(source)
-        provenance["risk_level"] = wire(source)
+        provenance["risk_level"] = source
         levels.append(level)
         assessed.append(
-            {
-                "recommendation_id": item.recommendation_id,
-                "approach": item.approach.key,
-                "targets": list(item.targets),
-                "risk_level": level,
-                "playbook_risk_level": item.approach.risk_level,
-                "risk": item.approach.risk,
-                "risk_of_delay": delay,
-                "provenance": provenance,
-            }
+            ItemRisk(
+                recommendation_id=item.recommendation_id,
+                approach=item.approach.key,
+                targets=list(item.targets),
+                risk_level=level,
+                playbook_risk_level=item.approach.risk_level,
+                risk=item.approach.risk,
+                risk_of_delay=delay,
+                provenance=provenance,
+            )
         )
     covered = {m for item in items for m in item.targets}
-    unaddressed = []
+    unaddressed: list[Unaddressed] = []
     seen: set[str] = set()
     for f in findings:
         if f.metric not in covered and f.metric not in seen:
             seen.add(f.metric)
-            unaddressed.append({"metric": f.metric, "severity": f.severity})
+            unaddressed.append(Unaddressed(metric=f.metric, severity=f.severity))
     overall: RiskLevel = max(levels, key=RISK_LEVELS.index, default="low")
     overall_source = weakest(sources, "the highest item risk (playbook levels)")
-    if any(u["severity"] == "critical" for u in unaddressed):
+    if any(u.severity == "critical" for u in unaddressed):
         overall = "high"
         overall_source = measured("a measured critical finding has no item in the plan")
     elif not items:
         overall_source = measured("no item in the plan and no critical finding left unfixed")
-    return {
-        "overall": overall,
-        "by_level": {lvl: levels.count(lvl) for lvl in RISK_LEVELS},
-        "items": assessed,
-        "unaddressed": unaddressed,
-        "basis": "playbook risk per approach, one level higher when a target's miss would "
+    return RiskAssessment(
+        overall=overall,
+        by_level={lvl: levels.count(lvl) for lvl in RISK_LEVELS},
+        items=assessed,
+        unaddressed=unaddressed,
+        basis="playbook risk per approach, one level higher when a target's miss would "
         f"double within {fmt(DOUBLING_HOURS)} h at its measured slope; plan risk = the "
         "highest item risk, high if a critical finding has no item",
-        "provenance": {"overall": wire(overall_source)},
-    }
+        provenance={"overall": overall_source},
+    )
 
 
-def resource_requirements(items: Sequence[PlannedItem]) -> dict[str, Any]:
+def resource_requirements(items: Sequence[PlannedItem]) -> ResourceRequirements:
     """``resource_requirements`` of the planning report, all from the playbook (priors).
 
     Engineer-weeks per phase and in total; each item's infrastructure cost; each
@@ -135,32 +144,34 @@ def resource_requirements(items: Sequence[PlannedItem]) -> dict[str, Any]:
     plan).
     """
     in_plan = {item.approach.key for item in items}
-    per_phase = {
+    per_phase: dict[str, float] = {
         phase: math.fsum(i.approach.effort_weeks for i in items if i.phase == phase)
         for phase in PHASES
     }
-    return {
-        "engineer_weeks": {**per_phase, "total": math.fsum(per_phase.values())},
-        "provenance": {
-            "engineer_weeks": wire(playbook("each item's effort from its playbook entry")),
-            "infrastructure": wire(playbook("each approach's infrastructure cost")),
-            "prerequisites": wire(playbook("each approach's prerequisites and requirements")),
+    return ResourceRequirements(
+        engineer_weeks={**per_phase, "total": math.fsum(per_phase.values())},
+        provenance={
+            "engineer_weeks": playbook("each item's effort from its playbook entry"),
+            "infrastructure": playbook("each approach's infrastructure cost"),
+            "prerequisites": playbook("each approach's prerequisites and requirements"),
         },
-        "infrastructure": [
-            {
-                "recommendation_id": i.recommendation_id,
-                "approach": i.approach.key,
-                "cost": i.approach.infra_cost,
-            }
+        infrastructure=[
+            InfrastructureCost(
+                recommendation_id=i.recommendation_id,
+                approach=i.approach.key,
+                cost=i.approach.infra_cost,
+            )
             for i in items
         ],
-        "prerequisites": [
-            {
-                "recommendation_id": i.recommendation_id,
-                "approach": i.approach.key,
-                "prerequisites": list(i.approach.prerequisites),
-                "requires": [{"approach": k, "in_plan": k in in_plan} for k in i.approach.requires],
-            }
+        prerequisites=[
+            Prerequisites(
+                recommendation_id=i.recommendation_id,
+                approach=i.approach.key,
+                prerequisites=list(i.approach.prerequisites),
+                requires=[
+                    Requirement(approach=k, in_plan=k in in_plan) for k in i.approach.requires
+                ],
+            )
             for i in items
         ],
-    }
+    )

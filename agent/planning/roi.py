@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import NamedTuple
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.planning.prioritize import (
@@ -21,8 +21,16 @@ from agent.planning.prioritize import (
     PlannedItem,
     category_of,
 )
-from agent.planning.provenance import assumed, playbook, weakest, wire
-from protocols.messages import Provenance
+from agent.planning.provenance import assumed, playbook, weakest
+from protocols.reports import (
+    InfrastructureRoi,
+    ItemGain,
+    PhaseTimeline,
+    Provenance,
+    RoiDerivation,
+    TargetGain,
+    TimelineEstimate,
+)
 
 EFFICIENCY_CATEGORY: Category = "infrastructure_efficiency"
 ENGINEERS = 2
@@ -73,12 +81,19 @@ def _effort_text(weeks: float, items: int) -> str:
     )
 
 
+class Roi(NamedTuple):
+    """The plan's return (``infrastructure_roi``) and how it was computed."""
+
+    figures: InfrastructureRoi
+    derivation: RoiDerivation
+
+
 def infrastructure_roi(
     items: Sequence[PlannedItem],
     findings: Sequence[Finding],
     *,
     weights: BusinessWeights = DEFAULT_WEIGHTS,
-) -> dict[str, Any]:
+) -> Roi:
     """``infrastructure_roi`` of the planning report, with the numbers behind it.
 
     Per breached metric m (each metric of ``findings`` once), the items fixing it
@@ -96,13 +111,14 @@ def infrastructure_roi(
       none of them misses its target.
     - ``implementation_effort``: the engineer-weeks of all items, "N engineer-weeks
       over M items".
+    - ``derivation``: per breached metric, the items' gains and their combination.
     - ``provenance``: the source of each figure above (``gain_provenance``: prior when
       any gain behind it is the playbook's, else calibrated; effort is the playbook's).
 
     Pass the findings the plan was made from, symptoms included or not as the report
     wants them counted: a symptom has no item of its own and counts 0.
     """
-    per_target = []
+    per_target: list[TargetGain] = []
     combined_gains: list[float] = []
     weighted = total_weight = 0.0
     efficiency: list[float] = []
@@ -125,41 +141,38 @@ def infrastructure_roi(
             efficiency.append(combined)
             efficiency_sources += sources
         per_target.append(
-            {
-                "metric": f.metric,
-                "category": category,
-                "weight": weight,
-                "items": [
-                    {
-                        "recommendation_id": item.recommendation_id,
-                        "approach": item.approach.key,
-                        "expected_gain_pct": c.gain.expected,
-                        "verifications": c.gain.verifications,
-                        "provenance": {"expected_gain_pct": wire(source)},
-                    }
+            TargetGain(
+                metric=f.metric,
+                category=category,
+                weight=weight,
+                items=[
+                    ItemGain(
+                        recommendation_id=item.recommendation_id,
+                        approach=item.approach.key,
+                        expected_gain_pct=c.gain.expected,
+                        verifications=c.gain.verifications,
+                        provenance={"expected_gain_pct": source},
+                    )
                     for (item, c), source in zip(fixing, sources, strict=True)
                 ],
-                "combined_gain_pct": round(100.0 * combined, 2),
-                "provenance": {
-                    "combined_gain_pct": wire(
-                        gain_provenance(sources, f"combined gain on {f.metric}")
-                    )
+                combined_gain_pct=round(100.0 * combined, 2),
+                provenance={
+                    "combined_gain_pct": gain_provenance(sources, f"combined gain on {f.metric}")
                 },
-            }
+            )
         )
     if total_weight > 0.0:
         total = weighted / total_weight
     else:
         total = math.fsum(combined_gains) / len(combined_gains) if combined_gains else 0.0
     effort = math.fsum(item.approach.effort_weeks for item in items)
-    return {
-        "estimated_total_performance_gain_pct": round(100.0 * total, 2),
-        "estimated_infrastructure_efficiency_pct": round(
+    figures = InfrastructureRoi(
+        estimated_total_performance_gain_pct=round(100.0 * total, 2),
+        estimated_infrastructure_efficiency_pct=round(
             100.0 * math.fsum(efficiency) / len(efficiency) if efficiency else 0.0, 2
         ),
-        "implementation_effort": _effort_text(effort, len(items)),
-        "implementation_effort_weeks": effort,
-        "provenance": {
+        implementation_effort=_effort_text(effort, len(items)),
+        provenance={
             "estimated_total_performance_gain_pct": gain_provenance(
                 all_sources, "weighted gain over the breached metrics"
             ),
@@ -171,20 +184,21 @@ def infrastructure_roi(
                 f"item{'' if len(items) == 1 else 's'}"
             ),
         },
-        "derivation": {
-            "total": "100 × Σ weight·combined / Σ weight over the breached metrics; "
-            "combined = 1 − Π(1 − expected gain/100) over the items fixing the metric, "
-            "each gain capped to 0–100 %",
-            "infrastructure_efficiency": "mean combined gain of the breached "
-            "infrastructure_efficiency metrics" + ("" if efficiency else " (none breached: 0)"),
-            "targets": per_target,
-        },
-    }
+    )
+    derivation = RoiDerivation(
+        total="100 × Σ weight·combined / Σ weight over the breached metrics; "
+        "combined = 1 − Π(1 − expected gain/100) over the items fixing the metric, "
+        "each gain capped to 0–100 %",
+        infrastructure_efficiency="mean combined gain of the breached "
+        "infrastructure_efficiency metrics" + ("" if efficiency else " (none breached: 0)"),
+        targets=per_target,
+    )
+    return Roi(figures, derivation)
 
 
 def timeline_estimate(
     items: Sequence[PlannedItem], *, engineers: int = ENGINEERS, engineers_from: str | None = None
-) -> dict[str, Any]:
+) -> TimelineEstimate:
     """Weeks per phase and in total for ``engineers`` people working the plan.
 
     Phases run one after another. Inside a phase the items are taken in plan order,
@@ -200,7 +214,7 @@ def timeline_estimate(
     """
     if engineers < 1:
         raise ValueError(f"engineers must be at least 1, not {engineers}")
-    phases: dict[str, dict[str, Any]] = {}
+    phases: dict[str, PhaseTimeline] = {}
     start = 0.0
     for phase in PHASES:
         mine = [item for item in items if item.phase == phase]
@@ -212,13 +226,13 @@ def timeline_estimate(
             begin = max(free[who], after)
             free[who] = end_of[item.approach.key] = begin + item.approach.effort_weeks
         end = max(end_of.values(), default=start)
-        phases[phase] = {
-            "items": len(mine),
-            "engineer_weeks": math.fsum(item.approach.effort_weeks for item in mine),
-            "weeks": round(end - start, 2),
-            "start_week": round(start, 2),
-            "end_week": round(end, 2),
-        }
+        phases[phase] = PhaseTimeline(
+            items=len(mine),
+            engineer_weeks=math.fsum(item.approach.effort_weeks for item in mine),
+            weeks=round(end - start, 2),
+            start_week=round(start, 2),
+            end_week=round(end, 2),
+        )
         start = end
     team = f"{engineers} engineer{'' if engineers == 1 else 's'}"
     if engineers_from is None:
@@ -234,17 +248,17 @@ def timeline_estimate(
         (effort, team_size),
         f"the playbook's engineer-weeks scheduled for {team} (an assumed team size)",
     )
-    return {
-        "engineers": engineers,
-        "phases": phases,
-        "total_weeks": round(start, 2),
-        "basis": f"phases in order; within a phase items in plan order, each done by one of "
+    return TimelineEstimate(
+        engineers=engineers,
+        phases=phases,
+        total_weeks=round(start, 2),
+        basis=f"phases in order; within a phase items in plan order, each done by one of "
         f"{team}, whoever is free first, after the items it requires; weeks = "
         "engineer-weeks of the playbook's effort",
-        "provenance": {
-            "engineers": wire(team_size),
-            "engineer_weeks": wire(effort),
-            "weeks": wire(weeks),
-            "total_weeks": wire(weeks),
+        provenance={
+            "engineers": team_size,
+            "engineer_weeks": effort,
+            "weeks": weeks,
+            "total_weeks": weeks,
         },
-    }
+    )

@@ -21,16 +21,23 @@ from __future__ import annotations
 import html
 import math
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from agent.reports.format import num, source_label, to_datetime
-from agent.reports.sections import PHASE_ORDER, as_dict, as_list, is_planning, sources_of
+from agent.analysis.series import finite
+from agent.reports.format import num, source_label, sourced, to_datetime
+from agent.reports.plan import PHASE_ORDER
+from protocols.reports import (
+    AnalysisReport,
+    MeasuredMetric,
+    MetricPerformance,
+    PlanningReport,
+    ScalabilityProjections,
+)
 
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
@@ -55,40 +62,37 @@ FONT = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "siz
 class Chart:
     key: str
     title: str
-    figure: Any | None
-    """A ``plotly.graph_objects.Figure``, or None when the result cannot carry the chart."""
+    figure: go.Figure | None
+    """A plotly figure, or None when the result cannot carry the chart."""
     caption: str = ""
     absent: str = ""
     """Why there is no figure (shown in its place)."""
 
 
-def _t(x: Any) -> str:
+def _t(x: str) -> str:
     """A string from the result as chart text: plotly.js reads tags in it, so escape them."""
-    return html.escape(str(x), quote=False)
+    return html.escape(x, quote=False)
 
 
-def _finite(x: Any) -> float | None:
-    if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x):
-        return float(x)
-    return None
+def _finite(x: float | None) -> float | None:
+    return None if x is None else finite(x)
 
 
 MAX_CHART_DAYS = 3_660.0
 """The longest projection drawn (ten years): the contract's horizons are 3 and 6 months."""
 
 
-def _days(horizon: Mapping[str, Any]) -> float:
-    """A horizon's length in days, 0 when absent or beyond anything worth drawing."""
-    days = _finite(horizon.get("days"))
-    return days if days is not None and 0.0 <= days <= MAX_CHART_DAYS else 0.0
+def _days(days: float) -> float:
+    """A horizon's length in days, 0 when beyond anything worth drawing."""
+    return days if 0.0 <= days <= MAX_CHART_DAYS else 0.0
 
 
-def _x(ts: float) -> str:
-    """Epoch seconds as the UTC wall time plotly.js reads (it ignores zone offsets)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _x(moment: datetime) -> str:
+    """A UTC time as the wall time plotly.js reads (it ignores zone offsets)."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _layout(fig: Any, height: int, top: int = 90, **extra: Any) -> Any:
+def _layout(fig: go.Figure, height: int, top: int = 90, **extra: object) -> go.Figure:
     """Common layout; ``top`` leaves room for the legend (and subplot titles) above."""
     fig.update_layout(
         height=height,
@@ -125,38 +129,38 @@ def theil_sen_line(
 class _Panel:
     name: str
     ts: list[float]
+    at: list[datetime]
     values: list[float]
-    perf: dict[str, Any]
+    perf: MetricPerformance | MeasuredMetric
 
 
-def _panels(report: Mapping[str, Any]) -> tuple[list[_Panel], list[str]]:
-    """Metrics with a drawable series (≥ 2 finite points), and the judged ones without.
-
-    Metrics measured but not judged (no target set) are drawn too, without a target line.
-    """
-    performance = {
-        **{k: as_dict(v) for k, v in as_dict(report.get("measured")).items()},
-        **as_dict(report.get("performance")),
+def _panels(report: AnalysisReport | PlanningReport) -> tuple[list[_Panel], list[str]]:
+    """Metrics with a drawable series (≥ 2 points at times a calendar holds), and the
+    judged ones without. Metrics measured but not judged (no target set) are drawn too,
+    without a target line."""
+    performance: dict[str, MetricPerformance | MeasuredMetric] = {
+        **report.measured,
+        **report.performance,
     }
-    series = as_dict(report.get("series"))
     panels: list[_Panel] = []
     without: list[str] = []
     for name, perf in performance.items():
-        s = as_dict(series.get(name))
-        pairs = [
-            (t, v)
-            for t, v in zip(as_list(s.get("timestamps")), as_list(s.get("values")), strict=False)
-            if _finite(t) is not None and _finite(v) is not None
+        s = report.series.get(name)
+        points = [
+            (t, at, v)
+            for t, v in (zip(s.timestamps, s.values, strict=False) if s is not None else [])
+            if (at := to_datetime(t)) is not None and _finite(v) is not None
         ]
-        if len(pairs) < 2:
+        if len(points) < 2:
             without.append(name)
             continue
         panels.append(
             _Panel(
                 name=name,
-                ts=[float(t) for t, _ in pairs],
-                values=[float(v) for _, v in pairs],
-                perf=as_dict(perf),
+                ts=[t for t, _, _ in points],
+                at=[at for _, at, _ in points],
+                values=[v for _, _, v in points],
+                perf=perf,
             )
         )
     return panels, without
@@ -164,27 +168,23 @@ def _panels(report: Mapping[str, Any]) -> tuple[list[_Panel], list[str]]:
 
 def _panel_title(p: _Panel) -> str:
     perf = p.perf
-    unit = _t(perf.get("unit") or "")
-    head = (
-        f"{_t(p.name)}: {_t(perf.get('statistic', 'value'))} {num(perf.get('current'), 4)} {unit}"
-    )
-    if perf.get("target") is None:
+    unit = _t(perf.unit)
+    head = f"{_t(p.name)}: {_t(perf.statistic)} {num(perf.current, 4)} {unit}"
+    if isinstance(perf, MeasuredMetric):
         return f"{head} (measured, no target set)"
-    head += f" vs target {num(perf.get('target'), 4)}"
-    if perf.get("meeting_target") is False:
-        return f"<b>⚠ {head} — misses it ({num(perf.get('miss_ratio'), 3)}×)</b>"
+    head += f" vs target {num(perf.target, 4)}"
+    if not perf.meeting_target:
+        return f"<b>⚠ {head} — misses it ({num(perf.miss_ratio, 3)}×)</b>"
     return head
 
 
-def metric_chart(report: Mapping[str, Any]) -> Chart:
+def metric_chart(report: AnalysisReport | PlanningReport) -> Chart:
     """Small multiples: per metric its series, its target and its trend line."""
     title = "Metrics against their targets"
     panels, without = _panels(report)
     if not panels:
         if not without:
             why = "No chart: no metric was judged."
-        elif "series" not in report:
-            why = "No chart: the result carries no series (made before reports carried them)."
         else:
             verb = "was" if len(without) == 1 else "were"
             why = (
@@ -203,16 +203,16 @@ def metric_chart(report: Mapping[str, Any]) -> Chart:
     )
     shown: set[str] = set()
 
-    def legend(kind: str) -> dict[str, Any]:
+    def legend(kind: str) -> dict[str, object]:
         first = kind not in shown
         shown.add(kind)
         return {"legendgroup": kind, "showlegend": first}
 
     for k, p in enumerate(panels):
         row, col = k // cols + 1, k % cols + 1
-        breached = p.perf.get("meeting_target") is False
-        x = [_x(t) for t in p.ts]
-        unit = _t(p.perf.get("unit") or "")
+        breached = isinstance(p.perf, MetricPerformance) and not p.perf.meeting_target
+        x = [_x(at) for at in p.at]
+        unit = _t(p.perf.unit)
         kind = "bucket medians (missing target)" if breached else "bucket medians"
         fig.add_trace(
             go.Scatter(
@@ -228,7 +228,7 @@ def metric_chart(report: Mapping[str, Any]) -> Chart:
             row=row,
             col=col,
         )
-        target = _finite(p.perf.get("target"))
+        target = _finite(p.perf.target) if isinstance(p.perf, MetricPerformance) else None
         if target is not None:
             fig.add_trace(
                 go.Scatter(
@@ -243,9 +243,9 @@ def metric_chart(report: Mapping[str, Any]) -> Chart:
                 row=row,
                 col=col,
             )
-        detail = as_dict(p.perf.get("trend_detail"))
-        slope = _finite(detail.get("slope_per_hour"))
-        if slope is not None and p.perf.get("trend") != "unknown":
+        detail = p.perf.trend_detail
+        slope = _finite(detail.slope_per_hour) if detail is not None else None
+        if slope is not None and p.perf.trend != "unknown":
             start, end = theil_sen_line(p.ts, p.values, slope)
             fig.add_trace(
                 go.Scatter(
@@ -254,9 +254,7 @@ def metric_chart(report: Mapping[str, Any]) -> Chart:
                     mode="lines",
                     name="Theil–Sen trend",
                     line={"color": TREND_COLOUR, "dash": "dot", "width": 2},
-                    hovertemplate=(
-                        f"trend {p.perf.get('trend')}: {slope:+.4g} {unit}/h<extra></extra>"
-                    ),
+                    hovertemplate=f"trend {p.perf.trend}: {slope:+.4g} {unit}/h<extra></extra>",
                     **legend("Theil–Sen trend"),
                 ),
                 row=row,
@@ -279,38 +277,28 @@ def metric_chart(report: Mapping[str, Any]) -> Chart:
 # --- bottleneck ranking -----------------------------------------------------------------
 
 
-def bottleneck_chart(report: Mapping[str, Any]) -> Chart:
+def bottleneck_chart(report: AnalysisReport | PlanningReport) -> Chart:
     title = "Bottleneck ranking by urgency"
-    bottlenecks = [as_dict(b) for b in as_list(report.get("bottlenecks"))]
-    ranked = [b for b in bottlenecks if _finite(b.get("optimization_urgency")) is not None]
+    ranked = report.bottlenecks
     if not ranked:
-        why = (
-            "No chart: no bottleneck — every judged metric meets its target."
-            if "bottlenecks" in report
-            else "No chart: the result has no bottleneck ranking."
-        )
+        why = "No chart: no bottleneck — every judged metric meets its target."
         return Chart("bottlenecks", title, None, absent=why)
-    labels = [f"{i}. {_t(b.get('metric'))}" for i, b in enumerate(ranked, 1)]
+    labels = [f"{i}. {_t(b.metric)}" for i, b in enumerate(ranked, 1)]
     fig = go.Figure()
-    for severity in (*SEVERITY_COLOURS, None):
+    for severity, colour in SEVERITY_COLOURS.items():
         rows = [
-            (label, b)
-            for label, b in zip(labels, ranked, strict=True)
-            if (b.get("severity") if b.get("severity") in SEVERITY_COLOURS else None) == severity
+            (label, b) for label, b in zip(labels, ranked, strict=True) if b.severity == severity
         ]
         if not rows:
             continue
         fig.add_trace(
             go.Bar(
-                x=[float(b["optimization_urgency"]) for _, b in rows],
+                x=[float(b.optimization_urgency) for _, b in rows],
                 y=[label for label, _ in rows],
                 orientation="h",
-                name=str(severity or "other"),
-                marker={"color": SEVERITY_COLOURS.get(str(severity), "#999999")},
-                text=[
-                    f"{_t(b.get('bottleneck_type') or '')} · {num(b['optimization_urgency'])}"
-                    for _, b in rows
-                ],
+                name=severity,
+                marker={"color": colour},
+                text=[f"{_t(b.bottleneck_type)} · {num(b.optimization_urgency)}" for _, b in rows],
                 textposition="inside",
                 insidetextanchor="start",
                 hovertemplate="%{y}: urgency %{x}<br>%{text}<extra></extra>",
@@ -329,44 +317,34 @@ def bottleneck_chart(report: Mapping[str, Any]) -> Chart:
 # --- phased roadmap ---------------------------------------------------------------------
 
 
-def roadmap_chart(report: Mapping[str, Any]) -> Chart:
+def roadmap_chart(report: PlanningReport) -> Chart:
     title = "Phased roadmap: strategic score per plan item"
-    plan = [as_dict(e) for e in as_list(report.get("prioritized_plan"))]
-    plan = [e for e in plan if _finite(e.get("backend_strategic_score")) is not None]
+    plan = report.prioritized_plan
     if not plan:
-        why = (
-            "No chart: the plan is empty (nothing misses its target)."
-            if is_planning(report)
-            else "No chart: the result holds no plan."
-        )
+        why = "No chart: the plan is empty (nothing misses its target)."
         return Chart("roadmap", title, None, absent=why)
-    timeline = as_dict(report.get("timeline_estimate"))
-    timing = as_dict(timeline.get("phases"))
-    weeks = source_label(sources_of(timeline).get("weeks"))
-    labels = [
-        f"{i}. {_t(e.get('approach'))} → {_t(e.get('target'))}" for i, e in enumerate(plan, 1)
-    ]
-    phases = [p for p in PHASE_ORDER if any(e.get("implementation_phase") == p for e in plan)]
-    phases += sorted({str(e.get("implementation_phase")) for e in plan} - set(phases))
+    timeline = report.timeline_estimate
+    weeks = source_label(timeline.provenance.get("weeks"))
+    labels = [f"{i}. {_t(e.approach)} → {_t(e.target)}" for i, e in enumerate(plan, 1)]
     fig = go.Figure()
-    for phase in phases:
+    for phase in (p for p in PHASE_ORDER if any(e.implementation_phase == p for e in plan)):
         rows = [
             (label, e)
             for label, e in zip(labels, plan, strict=True)
-            if str(e.get("implementation_phase")) == phase
+            if e.implementation_phase == phase
         ]
-        t = as_dict(timing.get(phase))
+        t = timeline.phases.get(phase)
         name = _t(phase.replace("_", " "))
-        if t:
-            name += f" (weeks {num(t.get('start_week'))}–{num(t.get('end_week'))}, {weeks})"
+        if t is not None:
+            name += f" (weeks {num(t.start_week)}–{num(t.end_week)}, {weeks})"
         fig.add_trace(
             go.Bar(
-                x=[float(e["backend_strategic_score"]) for _, e in rows],
+                x=[e.backend_strategic_score for _, e in rows],
                 y=[label for label, _ in rows],
                 orientation="h",
                 name=name,
-                marker={"color": PHASE_COLOURS.get(phase, "#999999")},
-                text=[f"{float(e['backend_strategic_score']):.1f}" for _, e in rows],
+                marker={"color": PHASE_COLOURS[phase]},
+                text=[f"{e.backend_strategic_score:.1f}" for _, e in rows],
                 textposition="outside",
                 hovertemplate="%{y}<br>score %{x:.2f}<extra>" + name + "</extra>",
             )
@@ -386,55 +364,73 @@ def roadmap_chart(report: Mapping[str, Any]) -> Chart:
 
 
 def _growth_curve(base: float, pct_per_day: float, days: Sequence[float]) -> list[float | None]:
+    """``base × (1 + g)^d`` per day, None where it is not a positive finite number."""
+    factor = 1.0 + pct_per_day / 100.0
     out: list[float | None] = []
     for d in days:
         try:
-            value = base * (1.0 + pct_per_day / 100.0) ** d
+            value = base * factor**d if factor > 0.0 else math.nan
         except OverflowError:
             value = math.inf
         out.append(value if math.isfinite(value) and value > 0.0 else None)
     return out
 
 
-def _capacity_absent(projections: Mapping[str, Any]) -> str | None:
-    """Why there is no demand projection to draw (None: there is one)."""
-    if not projections:
-        return "No chart: the result has no scalability projections."
-    base = as_dict(projections.get("current_baseline"))
-    rate = as_dict(base.get("api_requests_per_s"))
-    if _finite(rate.get("value")) is None:
-        return f"No chart: no request-rate baseline ({rate.get('reason') or 'not in the result'})."
-    growth = as_dict(base.get("demand_growth"))
-    for key in ("3_months", "6_months"):
-        projected = as_dict(as_dict(projections.get(key)).get("api_requests_per_s"))
-        if _finite(projected.get("expected")) is None:
-            reason = projected.get("reason") or growth.get("reason") or "not in the result"
+@dataclass(frozen=True, slots=True)
+class _Demand:
+    """What the capacity chart draws from: the baseline, its growth and the horizons."""
+
+    now: datetime
+    rate: float
+    growth_pct_per_day: float
+    horizons: dict[str, tuple[float, float]]
+    """``3 months``/``6 months`` → (days, expected req/s)."""
+
+
+def _demand(projections: ScalabilityProjections) -> _Demand | str:
+    """The demand projection to draw, or why there is none."""
+    base = projections.current_baseline
+    rate, growth = _finite(base.api_requests_per_s.value), base.demand_growth
+    if rate is None:
+        why = base.api_requests_per_s.reason or "not in the result"
+        return f"No chart: no request-rate baseline ({why})."
+    horizons: dict[str, tuple[float, float]] = {}
+    for label, h in (("3 months", projections.three_months), ("6 months", projections.six_months)):
+        expected = _finite(h.api_requests_per_s.expected)
+        if expected is None:
+            reason = h.api_requests_per_s.reason or growth.reason or "not in the result"
             return f"No chart: the capacity projection needs a demand projection — {reason}."
-    if _finite(growth.get("growth_pct_per_day")) is None:
-        return f"No chart: demand growth unknown ({growth.get('reason') or 'not in the result'})."
-    return None
+        horizons[label] = (_days(h.days), expected)
+    g = _finite(growth.growth_pct_per_day)
+    if g is None:
+        return f"No chart: demand growth unknown ({growth.reason or 'not in the result'})."
+    now = to_datetime(base.window.end)
+    if now is None or now > datetime.max.replace(tzinfo=now.tzinfo) - timedelta(
+        days=MAX_CHART_DAYS
+    ):
+        return "No chart: the window's end is unknown."
+    return _Demand(now=now, rate=rate, growth_pct_per_day=g, horizons=horizons)
 
 
-def capacity_chart(report: Mapping[str, Any]) -> Chart:
+def capacity_chart(report: PlanningReport) -> Chart:
     title = "Capacity: demand growth against the throughput ceiling"
-    projections = as_dict(report.get("scalability_projections"))
-    absent = _capacity_absent(projections)
-    if absent is not None:
-        return Chart("capacity", title, None, absent=absent)
-    base = as_dict(projections["current_baseline"])
-    now = to_datetime(as_dict(base.get("window")).get("end"))
-    if now is None:
-        return Chart("capacity", title, None, absent="No chart: the window's end is unknown.")
-    rate = float(base["api_requests_per_s"]["value"])
-    growth = as_dict(base["demand_growth"])
-    g = float(growth["growth_pct_per_day"])
-    ci = [_finite(c) for c in as_list(growth.get("ci95_pct_per_day"))]
-    horizons = {k: as_dict(projections[k]) for k in ("3_months", "6_months")}
-    last = max(_days(h) for h in horizons.values()) or 182.0
+    projections = report.scalability_projections
+    demand = _demand(projections)
+    if isinstance(demand, str):
+        return Chart("capacity", title, None, absent=demand)
+    base = projections.current_baseline
+    growth = base.demand_growth
+    now, rate, g = demand.now, demand.rate, demand.growth_pct_per_day
+    ci = [_finite(c) for c in growth.ci95_pct_per_day]
+    last = max(d for d, _ in demand.horizons.values()) or 182.0
     days = sorted({*(float(d) for d in range(0, int(last) + 1, 7)), last})
-    days += [_days(h) for h in horizons.values()]
+    days += [d for d, _ in demand.horizons.values()]
     days = sorted(set(days))
-    x = [_x((now + timedelta(days=d)).timestamp()) for d in days]
+
+    def at(d: float) -> str:
+        return _x(now + timedelta(days=d))
+
+    x = [at(d) for d in days]
     fig = go.Figure()
     if len(ci) == 2 and ci[0] is not None and ci[1] is not None:
         low, high = _growth_curve(rate, ci[0], days), _growth_curve(rate, ci[1], days)
@@ -463,42 +459,41 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
         )
     expected = _growth_curve(rate, g, days)
     keep = [i for i, v in enumerate(expected) if v is not None]
+    growth_source = source_label(sourced(growth.source, growth.basis))
     fig.add_trace(
         go.Scatter(
             x=[x[i] for i in keep],
             y=[expected[i] for i in keep],
             mode="lines",
-            name=f"expected demand ({g:+.3g} %/day, {source_label(growth)})",
+            name=f"expected demand ({g:+.3g} %/day, {growth_source})",
             line={"color": OK_COLOUR, "width": 2},
             hovertemplate="%{x}<br>%{y:.4g} req/s<extra></extra>",
         )
     )
-    points = [("now", 0.0, {"expected": rate})] + [
-        (k.replace("_", " "), _days(h), as_dict(h.get("api_requests_per_s")))
-        for k, h in horizons.items()
-    ]
+    points = [("now", 0.0, rate)] + [(k, d, v) for k, (d, v) in demand.horizons.items()]
+    figure = base.api_requests_per_s
     fig.add_trace(
         go.Scatter(
-            x=[_x((now + timedelta(days=d)).timestamp()) for _, d, _ in points],
-            y=[_finite(p.get("expected")) for _, _, p in points],
+            x=[at(d) for _, d, _ in points],
+            y=[v for _, _, v in points],
             mode="markers+text",
-            text=[f"{label}: {num(p['expected'], 4)}" for label, _, p in points],
+            text=[f"{label}: {num(v, 4)}" for label, _, v in points],
             textposition=["top right"] + ["top left"] * (len(points) - 1),
-            name=f"report figures (req/s, {source_label(base['api_requests_per_s'])})",
+            name=f"report figures (req/s, {source_label(sourced(figure.source, figure.basis))})",
             marker={"color": OK_COLOUR, "size": 9},
             hovertemplate="%{text} req/s<extra></extra>",
         )
     )
-    model = as_dict(base.get("capacity_model"))
-    ceiling = _finite(model.get("ceiling"))
-    after = as_dict(horizons["3_months"].get("utilisation"))
-    optimised = _finite(after.get("optimised_ceiling_req_per_s"))
-    after_source = source_label(sources_of(after).get("optimised_ceiling_req_per_s"))
+    model = base.capacity_model
+    ceiling = _finite(model.ceiling)
+    after = projections.three_months.utilisation
+    optimised = _finite(after.optimised_ceiling_req_per_s)
+    after_source = source_label(after.provenance.get("optimised_ceiling_req_per_s"))
     for level, name, dash in (
         (
             ceiling,
-            f"throughput ceiling ({_t(model.get('model'))}): {num(ceiling, 4)} req/s "
-            f"[{source_label(model)}]",
+            f"throughput ceiling ({_t(model.model)}): {num(ceiling, 4)} req/s "
+            f"[{source_label(sourced(model.source))}]",
             "solid",
         ),
         (optimised, f"ceiling after the plan: {num(optimised, 4)} req/s [{after_source}]", "dash"),
@@ -515,35 +510,29 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
                 )
             )
     marks: list[tuple[float, str]] = []
-    meets = _finite(as_dict(base.get("utilisation")).get("days_to_ceiling"))
+    meets = _finite(base.utilisation.days_to_ceiling)
     if meets is not None:
         marks.append((meets, f"demand meets the ceiling (+{meets:.3g} d)"))
-    for t in map(as_dict, as_list(projections.get("scaling_triggers"))):
-        ahead = _finite(t.get("days_from_now"))
-        if t.get("status") == "expected" and ahead is not None:
-            marks.append(
-                (
-                    ahead,
-                    f"{_t(t.get('metric'))} reaches {num(t.get('threshold'), 4)} (+{ahead:.3g} d)",
-                )
-            )
-        elif t.get("status") == "already_crossed":
-            marks.append((0.0, f"{_t(t.get('metric'))} already past {num(t.get('threshold'), 4)}"))
+    for t in projections.scaling_triggers:
+        ahead = _finite(t.days_from_now)
+        if t.status == "expected" and ahead is not None:
+            marks.append((ahead, f"{_t(t.metric)} reaches {num(t.threshold, 4)} (+{ahead:.3g} d)"))
+        elif t.status == "already_crossed":
+            marks.append((0.0, f"{_t(t.metric)} already past {num(t.threshold, 4)}"))
     beyond = [label for ahead, label in marks if not 0.0 <= ahead <= last]
     marks = [(ahead, label) for ahead, label in marks if 0.0 <= ahead <= last]
     for k, (ahead, label) in enumerate(sorted(marks)):
-        at = _x((now + timedelta(days=ahead)).timestamp())
         fig.add_shape(
             type="line",
-            x0=at,
-            x1=at,
+            x0=at(ahead),
+            x1=at(ahead),
             yref="paper",
             y0=0,
             y1=1,
             line={"color": BAD_COLOUR, "dash": "dot", "width": 1.5},
         )
         fig.add_annotation(
-            x=at,
+            x=at(ahead),
             yref="paper",
             y=1 - 0.07 * k,
             text=label,
@@ -564,23 +553,14 @@ def capacity_chart(report: Mapping[str, Any]) -> Chart:
     )
     if beyond:
         caption += f" Beyond the chart: {'; '.join(beyond)}."
-    note = growth.get("note")
-    if note:
-        caption += f" Note: {note}."
+    if growth.note:
+        caption += f" Note: {growth.note}."
     return Chart("capacity", title, fig, caption=caption)
 
 
-def charts(report: Mapping[str, Any]) -> dict[str, Chart]:
+def charts(report: AnalysisReport | PlanningReport) -> dict[str, Chart]:
     """Every chart that applies to ``report`` by the section it belongs to."""
-    builders = {"metrics": metric_chart, "bottlenecks": bottleneck_chart}
-    if is_planning(report):
-        builders |= {"roadmap": roadmap_chart, "capacity": capacity_chart}
-    return {key: _guarded(key, build, report) for key, build in builders.items()}
-
-
-def _guarded(key: str, build: Callable[[Mapping[str, Any]], Chart], report: Any) -> Chart:
-    """A chart, or why a free-form part of the report no agent would write cannot be drawn."""
-    try:
-        return build(report)
-    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-        return Chart(key, key.capitalize(), None, absent=f"No chart: the result is odd: {exc!r}")
+    drawn = {"metrics": metric_chart(report), "bottlenecks": bottleneck_chart(report)}
+    if isinstance(report, PlanningReport):
+        drawn |= {"roadmap": roadmap_chart(report), "capacity": capacity_chart(report)}
+    return drawn

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+
+from protocols.reports import Provenance
+from protocols.types import Source
 
 NONE = "—"
 """What an absent figure is shown as (a figure the result does not have, never a guess)."""
@@ -13,10 +14,10 @@ UNKNOWN_SOURCE = "source unknown"
 """What a figure whose result does not say where it comes from is labelled: never bare."""
 
 
-def num(x: Any, digits: int = 6) -> str:
+def num(x: float | None, digits: int = 6) -> str:
     """A number to ``digits`` significant digits, thousands grouped from 10 000 up.
 
-    ``None`` (or anything that is not a finite number) is ``—``; booleans are yes/no.
+    ``None`` (or a number that is not finite) is ``—``; booleans are yes/no.
     """
     if x is None:
         return NONE
@@ -24,8 +25,6 @@ def num(x: Any, digits: int = 6) -> str:
         return "yes" if x else "no"
     if isinstance(x, int):
         return f"{x:,}" if abs(x) >= 10_000 else str(x)
-    if not isinstance(x, float):
-        return str(x)
     if not math.isfinite(x):
         return NONE
     if 1e4 <= abs(x) < 1e15:
@@ -33,35 +32,33 @@ def num(x: Any, digits: int = 6) -> str:
     return f"{x:.{digits}g}"
 
 
-def pct(x: Any, digits: int = 4) -> str:
+def pct(x: float | None, digits: int = 4) -> str:
     """A percentage: ``12.5 %``; absent → ``—``."""
     text = num(x, digits)
     return text if text == NONE else f"{text} %"
 
 
-def share(x: Any) -> str:
+def share(x: float | None) -> str:
     """A fraction 0–1 as a percentage: 0.125 → ``12.5 %``."""
-    if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x):
-        return pct(100.0 * x)
-    return NONE
+    return NONE if x is None or not math.isfinite(x) else pct(100.0 * x)
 
 
-def ratio(x: Any) -> str:
+def ratio(x: float | None) -> str:
     """A miss ratio: ``1.21×``."""
     text = num(x, 4)
     return text if text == NONE else f"{text}×"
 
 
-def signed(x: Any, digits: int = 4) -> str:
+def signed(x: float | None, digits: int = 4) -> str:
     """A change with its sign: ``+24``, ``−0.5``."""
-    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
+    if x is None or not math.isfinite(x):
         return NONE
     text = num(abs(x), digits)
     return f"+{text}" if x > 0 else (f"−{text}" if x < 0 else "0")
 
 
-def when(value: Any) -> str:
-    """A wire time (RFC 3339 string) or epoch seconds as ``2026-11-28 10:30 UTC``."""
+def when(value: datetime | str | float | None) -> str:
+    """A time (a datetime, an RFC 3339 string or epoch seconds) as ``2026-11-28 10:30 UTC``."""
     moment = to_datetime(value)
     if moment is None:
         return NONE if value is None else str(value)
@@ -69,8 +66,11 @@ def when(value: Any) -> str:
     return moment.strftime(f"%Y-%m-%d %H:%M{seconds} UTC")
 
 
-def to_datetime(value: Any) -> datetime | None:
-    """A UTC datetime from an RFC 3339 string or epoch seconds; None when it is neither."""
+def to_datetime(value: datetime | str | float | None) -> datetime | None:
+    """A UTC datetime from a datetime, an RFC 3339 string or epoch seconds; None when it is
+    none of them (or out of range)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             return datetime.fromtimestamp(float(value), UTC)
@@ -85,8 +85,8 @@ def to_datetime(value: Any) -> datetime | None:
     return None
 
 
-def text(x: Any) -> str:
-    """Any JSON value as one line: numbers as ``num``, lists joined, absent as ``—``."""
+def text(x: object) -> str:
+    """A value of a report as one line: numbers as ``num``, lists joined, absent as ``—``."""
     if x is None:
         return NONE
     if isinstance(x, bool | int | float):
@@ -98,34 +98,37 @@ def text(x: Any) -> str:
     return " ".join(str(x).split())
 
 
-def source_label(provenance: Any, *, basis: bool = False) -> str:
+def sourced(source: Source | None, basis: str | None = None) -> Provenance | None:
+    """The ``Provenance`` of a figure that carries its own ``source`` and ``basis`` (a
+    capacity figure, a projection, a scaling trigger); None when it names no source."""
+    return None if source is None else Provenance(source=source, basis=basis or "")
+
+
+def source_label(provenance: Provenance | None, *, basis: bool = False) -> str:
     """Where a figure comes from, in the words of docs/learning.md ("Provenance").
 
-    ``provenance`` is a ``Provenance`` as JSON (``source``, ``basis``, ``verifications``)
-    or a figure object carrying the same keys: ``measured``, ``prior (playbook)``,
-    ``calibrated (12 verifications)`` or ``assumed``, followed by ``: <basis>`` when
-    ``basis`` is asked for and given; anything else is ``source unknown``.
+    ``measured``, ``prior (playbook)``, ``calibrated (12 verifications)`` or ``assumed``,
+    followed by ``: <basis>`` when ``basis`` is asked for and given; no provenance is
+    ``source unknown``.
     """
-    p = provenance if isinstance(provenance, Mapping) else {}
-    source = p.get("source")
+    if provenance is None:
+        return UNKNOWN_SOURCE
+    source, n = provenance.source, provenance.verifications
     if source == "prior":
         label = "prior (playbook)"
     elif source == "calibrated":
-        n = p.get("verifications")
         label = (
             f"calibrated ({num(n)} verification{'' if n == 1 else 's'})"
-            if isinstance(n, int) and not isinstance(n, bool) and n > 0
+            if n > 0
             else "calibrated (outcomes on other metrics)"
         )
-    elif source in ("measured", "assumed"):
-        label = str(source)
     else:
-        return UNKNOWN_SOURCE
-    said = p.get("basis")
+        label = source
+    said = provenance.basis
     return f"{label}: {text(said)}" if basis and said else label
 
 
-def tagged(shown: str, provenance: Any, *, basis: bool = False) -> str:
+def tagged(shown: str, provenance: Provenance | None, *, basis: bool = False) -> str:
     """A figure as shown with its source after it: ``25 % [prior (playbook)]``; an absent
     figure (``—``) stays as it is, there being nothing to source."""
     if shown.startswith(NONE):

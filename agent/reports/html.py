@@ -9,22 +9,14 @@ saying why; a failed result is a page with its error and no script at all.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import plotly.io as pio
 from plotly.offline import get_plotlyjs_version
 
 from agent.reports.charts import Chart, charts
-from agent.reports.sections import (
-    Block,
-    Bullets,
-    Paragraph,
-    Section,
-    Subheading,
-    Table,
-    document,
-    report_of,
-)
+from agent.reports.document import Block, Bullets, Paragraph, Section, Subheading, Table
+from agent.reports.sections import document
+from protocols.messages import TaskResult
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -125,16 +117,15 @@ def _section(section: Section, chart_html: str) -> str:
     )
 
 
-def render_html(result: dict[str, Any]) -> str:
-    """``result`` (a ``task_result/v1`` as decoded JSON) as one self-contained HTML page.
+def render_html(result: TaskResult) -> str:
+    """``result`` (a decoded ``task_result/v1``) as one self-contained HTML page.
 
     The sections and tables of ``render_markdown``, each chart in the section it belongs
     to: metrics against targets with trend lines, the bottleneck ranking, the phased
     roadmap and the capacity projection (``agent.reports.charts``).
     """
     doc = document(result)
-    report = report_of(result)
-    figures = charts(report) if report else {}
+    figures = charts(result.report) if result.report is not None else {}
     painter = _Figures()
     sections = []
     for section in doc.sections:
@@ -142,7 +133,7 @@ def render_html(result: dict[str, Any]) -> str:
         sections.append(_section(section, painter.render(chart) if chart else ""))
     nav = "".join(f'<a href="#{_e(s.key)}">{_e(s.title)}</a>' for s in doc.sections)
     summary = "".join(f"<li>{_e(line)}</li>" for line in doc.summary)
-    footer = f"{_e(str(result.get('schema') or 'task_result'))} rendered by prometheus-backend"
+    footer = f"{_e(result.schema or 'task_result')} rendered by prometheus-backend"
     if painter.drawn:
         footer += f"; charts by plotly.js {_e(get_plotlyjs_version())}, embedded in this page"
     return (

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from agent.reports.sections import Block, Bullets, Paragraph, Subheading, Table, document
+from agent.reports.document import Block, Bullets, Paragraph, Subheading, Table
+from agent.reports.sections import document
+from protocols.messages import TaskResult
 
 FLAG = "⚠"
 """Marks a flagged row (a metric missing its target, a firing burn rate, a worse shift…)."""
@@ -52,8 +53,8 @@ def _block(block: Block) -> str:
     raise TypeError(f"unknown block {block!r}")  # pragma: no cover - the union is closed
 
 
-def render_markdown(result: dict[str, Any]) -> str:
-    """``result`` (a ``task_result/v1`` as decoded JSON) as one Markdown document.
+def render_markdown(result: TaskResult) -> str:
+    """``result`` (a decoded ``task_result/v1``) as one Markdown document.
 
     Headline and verdict, then every section the result has: metrics against their
     targets, bottleneck ranking, recommendations, and for a plan the phased roadmap, ROI,

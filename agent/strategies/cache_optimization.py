@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.analysis.cache import cache_findings, key_class_hit_rates
 from agent.analysis.catalog import CATALOG
 from agent.analysis.series import Series
 from agent.strategies.base import TaskContext
 from agent.strategies.domain import DomainInput, DomainScope, analyze_domain
-from protocols.messages import AnalysisReport
+from protocols.reports import AnalysisReport, Findings
 
 HIT_RATE_METRICS = ("cache_hit_rate", "redis_cache_hit")
 
 
-def cache(data: DomainInput) -> dict[str, Any]:
+def cache(data: DomainInput) -> Findings:
     """Key classes, memory, evictions and expirations, and what limits the hit rate."""
     store, w, end = data.store, data.window_s, data.end
     judged = next((data.judged[m] for m in HIT_RATE_METRICS if m in data.judged), None)
@@ -25,11 +23,11 @@ def cache(data: DomainInput) -> dict[str, Any]:
     for metric in HIT_RATE_METRICS:
         rates |= {k: s for k, s in store.select(metric, window_s=w, end=end).items() if k}
 
-    def one(metric: str) -> Any:
+    def one(metric: str) -> Series | None:
         series = store.merged(metric, window_s=w, end=end)
         return series if len(series) else None
 
-    return cache_findings(
+    state = cache_findings(
         hit_rate=judged.current if judged is not None else None,
         target=target,
         key_classes=key_class_hit_rates(
@@ -44,6 +42,7 @@ def cache(data: DomainInput) -> dict[str, Any]:
         evictions=one("cache_evictions_total"),
         expirations=one("cache_expired_total"),
     )
+    return Findings(cache=state)
 
 
 DOMAIN = DomainScope(
@@ -55,7 +54,7 @@ DOMAIN = DomainScope(
         "database_query_time",
         "api_response_time",
     ),
-    extras={"cache": cache},
+    findings=cache,
 )
 
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -36,14 +36,20 @@ from agent.planning.playbook import CONDITIONS, LOAD_METRICS
 from agent.planning.recommend import Calibration, recommend
 from agent.store import MetricStore, store_from_params
 from agent.strategies.base import TaskContext
-from protocols.messages import (
+from protocols.reports import (
     AnalysisReport,
     Bottleneck,
     CauseLink,
     ChangePoint,
+    DataQuality,
+    Findings,
+    History,
     MeasuredMetric,
     MetricSeries,
     Outlier,
+    Rejected,
+    RequestPatterns,
+    Skipped,
     SloStatus,
 )
 
@@ -60,7 +66,7 @@ class DomainInput:
     judged: Mapping[str, Judgement]
 
 
-Extra = Callable[[DomainInput], dict[str, Any]]
+Extra = Callable[[DomainInput], Findings]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +76,8 @@ class DomainScope:
     """The domain's own metrics: with no data for any of them the task is ``insufficient_data``."""
     supporting: tuple[str, ...] = ()
     """Infrastructure metrics that bear on the domain, judged when present."""
-    extras: Mapping[str, Extra] = field(default_factory=dict)
-    """Extra findings by name (``websocket_capacity``, ``cache``), each a pure function."""
+    findings: Extra | None = None
+    """The domain's own findings (WebSocket capacity, the cache's state): a pure function."""
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -155,7 +161,7 @@ class Judged:
     measured: dict[str, Measurement] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    rejected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: dict[str, Rejected] = field(default_factory=dict)
     """Metric → ``{"count": n, "reason": …}`` of the impossible samples left out."""
 
 
@@ -172,7 +178,7 @@ def _judge_all(ctx: TaskContext, store: MetricStore, window_s: float, end: float
         if read is None:
             continue
         if read.rejected:
-            out.rejected[name] = {"count": read.rejected, "reason": read.rejected_reason}
+            out.rejected[name] = Rejected(count=read.rejected, reason=read.rejected_reason)
         series = read.series
         if len(series) == 0:
             continue
@@ -237,7 +243,7 @@ class Assessment:
     measured: Mapping[str, Measurement]
     """Metrics with data but no target (a throughput nobody set one for): no verdict."""
     counts: Mapping[str, int]
-    rejected: Mapping[str, dict[str, Any]]
+    rejected: Mapping[str, Rejected]
     """Impossible samples left out, per metric (count and reason)."""
     findings: list[Finding]
     """Bottlenecks, most urgent first, a cause always before its symptoms."""
@@ -400,7 +406,7 @@ HISTORY_SHORTFALL = 0.9
 """A metric judged over less than this share of its window gets a sentence saying so."""
 
 
-def _history(a: Assessment) -> dict[str, Any]:
+def _history(a: Assessment) -> History:
     """How much of the window each metric's samples actually cover, and why less.
 
     A live store holds a bounded number of samples per series; a week asked of a store
@@ -412,9 +418,8 @@ def _history(a: Assessment) -> dict[str, Any]:
         if not s.scalar and len(s) > 1
     }
     short = {name: span for name, span in spans.items() if span < HISTORY_SHORTFALL * a.window_s}
-    out: dict[str, Any] = {"window_s": a.window_s}
     if not short:
-        return out
+        return History(window_s=a.window_s)
     stats = a.store.stats()
     dropped = int(stats.get("dropped_full", 0)) + int(stats.get("pruned_old", 0))
     why = (
@@ -424,54 +429,52 @@ def _history(a: Assessment) -> dict[str, Any]:
         else "no older samples were given"
     )
     shortest = min(short.values())
-    out["short_metrics"] = {name: round(span, 1) for name, span in sorted(short.items())}
-    out["note"] = (
-        f"{len(short)} metric(s) judged over less than the {fmt_duration(a.window_s)} asked for "
-        f"(the shortest over {fmt_duration(shortest)}): {why}"
+    return History(
+        window_s=a.window_s,
+        short_metrics={name: round(span, 1) for name, span in sorted(short.items())},
+        note=f"{len(short)} metric(s) judged over less than the {fmt_duration(a.window_s)} "
+        f"asked for (the shortest over {fmt_duration(shortest)}): {why}",
     )
-    return out
 
 
-def data_quality(ctx: TaskContext, scope: DomainScope, a: Assessment) -> dict[str, Any]:
+def data_quality(ctx: TaskContext, scope: DomainScope, a: Assessment) -> DataQuality:
     """What the analysis could not use, and why: unknown names, missing metrics, thin data,
     impossible samples, units that look wrong, statistics that stood in for others."""
     store, judged = a.store, a.judged
     newest = store.newest_ts()
     known = {*judged, *a.measured}
-    return {
-        "samples": dict(a.counts),
-        "window_end": datetime.fromtimestamp(a.end, UTC).isoformat()
-        if newest is not None
-        else None,
-        "history": _history(a),
-        "rejected_samples": {name: dict(r) for name, r in sorted(a.rejected.items())},
-        "unit_suspects": {name: j.flags[0] for name, j in sorted(judged.items()) if j.flags},
-        "statistic_notes": {
+    return DataQuality(
+        samples=dict(a.counts),
+        window_end=datetime.fromtimestamp(a.end, UTC).isoformat() if newest is not None else None,
+        history=_history(a),
+        rejected_samples=dict(sorted(a.rejected.items())),
+        unit_suspects={name: j.flags[0] for name, j in sorted(judged.items()) if j.flags},
+        statistic_notes={
             name: j.statistic_note for name, j in sorted(judged.items()) if j.statistic_note
         },
-        "unjudged_metrics": dict.fromkeys(sorted(a.measured), UNJUDGED_REASON),
-        "unknown_metrics": sorted(
+        unjudged_metrics=dict.fromkeys(sorted(a.measured), UNJUDGED_REASON),
+        unknown_metrics=sorted(
             m
             for m in {*store.metrics(), *store.scalar_metrics()}
             if m not in CATALOG and m not in AUXILIARY
         ),
-        "auxiliary_metrics": sorted(m for m in store.metrics() if m in AUXILIARY),
-        "out_of_scope_metrics": sorted(name for name in known if name not in scope.metrics),
-        "missing_metrics": [name for name in scope.metrics if name not in known],
-        "too_few_for_trend": {
+        auxiliary_metrics=sorted(m for m in store.metrics() if m in AUXILIARY),
+        out_of_scope_metrics=sorted(name for name in known if name not in scope.metrics),
+        missing_metrics=[name for name in scope.metrics if name not in known],
+        too_few_for_trend={
             name: j.samples for name, j in judged.items() if j.trend.trend == "unknown"
         },
-        "min_trend_samples": MIN_SAMPLES,
-        "unknown_targets": sorted(name for name in ctx.params.targets if name not in CATALOG),
-        "store": store.stats(),
-        "sources": store.sources(),
-        **({"source_report": dict(ctx.source_report)} if ctx.source_report else {}),
-        "infeasible_skipped": [
-            {"approach": approach, "metric": metric, "reason": reason}
+        min_trend_samples=MIN_SAMPLES,
+        unknown_targets=sorted(name for name in ctx.params.targets if name not in CATALOG),
+        store=store.stats(),
+        sources=store.sources(),
+        source_report={k: dict(v) for k, v in ctx.source_report.items()},
+        infeasible_skipped=[
+            Skipped(approach=approach, metric=metric, reason=reason)
             for (approach, metric), reason in sorted(sinking_of(ctx).items())
             if any(f.metric == metric for f in a.findings)
         ],
-    }
+    )
 
 
 UNJUDGED_REASON = (
@@ -514,7 +517,7 @@ def analyze_domain(ctx: TaskContext, scope: DomainScope) -> AnalysisReport:
         slo=a.slo,
         request_patterns=_patterns(a.store, a.window_s, a.end),
         root_causes=a.links,
-        findings={name: extra(extras) for name, extra in scope.extras.items()},
+        findings=scope.findings(extras) if scope.findings is not None else Findings(),
         directive_id=ctx.directive.directive_id if ctx.directive is not None else None,
         series=report_series(a),
         measured=measured_of(a),
@@ -536,7 +539,7 @@ def _bottleneck(finding: Finding, causes: list[str], breached: set[str]) -> Bott
     )
 
 
-def _patterns(store: MetricStore, window_s: float, end: float) -> Any:
+def _patterns(store: MetricStore, window_s: float, end: float) -> RequestPatterns | None:
     """Request patterns from ``http_requests_total`` counters or ``http_request_rate`` gauges."""
     latencies = store.select("api_response_time", window_s=window_s, end=end)
     latencies |= store.select("api_response_time_by_endpoint", window_s=window_s, end=end)

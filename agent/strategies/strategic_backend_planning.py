@@ -12,13 +12,12 @@ demand growth needs history.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 
 from agent.analysis.catalog import CATALOG
 from agent.learning.effectiveness import effectiveness
+from agent.monitoring.triggers import SCALING_TRIGGERS
 from agent.planning.capacity import capacity_projections
 from agent.planning.handoff import plan_id_for
 from agent.planning.prioritize import (
@@ -45,20 +44,9 @@ from agent.strategies.domain import (
     signals_of,
     sinking_of,
 )
-from protocols.messages import (
-    InfrastructureRoi,
-    PlanningReport,
-    Recommendation,
-    ScalabilityProjections,
-)
+from protocols.reports import PlanningReport, Recommendation, Skipped, WeightsUsed
 
 PLANNING_WINDOW = "7d"
-SCALING_TRIGGERS: Mapping[str, float] = {
-    "cpu_utilization": 75.0,
-    "memory_utilization": 80.0,
-    "api_response_time": 100.0,
-}
-"""The specification's scaling triggers; configuration (``scaling_triggers``) overrides them."""
 FOCUS_BOOST = 1.5
 """Weight multiplier of a category a directive's focus areas name (then renormalised)."""
 
@@ -66,7 +54,7 @@ DOMAIN = DomainScope(task_type="strategic_backend_planning", primary=tuple(CATAL
 
 
 def weights_for(ctx: TaskContext) -> tuple[BusinessWeights, str]:
-    """Business weights: the directive's, else the configuration's, else the specification's;
+    """Business weights: the directive's, else the configuration's, else ``DEFAULT_WEIGHTS``;
     categories of the directive's focus areas are boosted ×1.5 and the weights renormalised."""
     directive = ctx.directive
     if directive is not None and directive.business_impact_weights is not None:
@@ -144,46 +132,39 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         now=a.end,
         window_s=a.window_s,
         triggers=triggers,
-        plan_gain_pct=float(roi["estimated_total_performance_gain_pct"]),
-        plan_gain_source=roi["provenance"]["estimated_total_performance_gain_pct"],
+        plan_gain_pct=roi.figures.estimated_total_performance_gain_pct,
+        plan_gain_source=roi.figures.provenance["estimated_total_performance_gain_pct"],
         trends={
             **{name: m.trend for name, m in a.measured.items()},
             **{name: j.trend for name, j in a.judged.items()},
         },
     )
-    skipped: list[dict[str, Any]] = [
-        {"metric": m, "reason": "a symptom of another item's target: fixing the cause fixes it"}
+    skipped = [
+        Skipped(metric=m, reason="a symptom of another item's target: fixing the cause fixes it")
         for m in sorted(a.symptoms)
     ]
     skipped += [
-        {"approach": s.approach_key, "metric": s.metric, "reason": s.reason}
+        Skipped(approach=s.approach_key, metric=s.metric, reason=s.reason)
         for s in sunk_candidates(a.findings, sunk, symptoms=a.symptoms, signals=signals)
     ]
-    quality = data_quality(ctx, DOMAIN, a)
-    quality["business_weights"] = {
-        "source": weights_source,
-        **{c: round(weights.weight(c), 4) for c in CATEGORIES},
-    }
+    quality = msgspec.structs.replace(
+        data_quality(ctx, DOMAIN, a),
+        business_weights=WeightsUsed(
+            source=weights_source, **{c: round(weights.weight(c), 4) for c in CATEGORIES}
+        ),
+    )
     return PlanningReport(
         plan_type="strategic_backend_optimization",
         plan_id=plan_id_for(ctx.task_id),
         created_at=ctx.now,
         prioritized_plan=[item.to_entry() for item in items],
-        infrastructure_roi=InfrastructureRoi(
-            estimated_total_performance_gain_pct=roi["estimated_total_performance_gain_pct"],
-            estimated_infrastructure_efficiency_pct=roi["estimated_infrastructure_efficiency_pct"],
-            implementation_effort=roi["implementation_effort"],
-            provenance=roi["provenance"],
-        ),
-        scalability_projections=ScalabilityProjections(
-            current_baseline=projections["current_baseline"],
-            three_months=projections["3_months"],
-            six_months=projections["6_months"],
-            scaling_triggers=projections["scaling_triggers"],
-        ),
+        infrastructure_roi=roi.figures,
+        scalability_projections=projections,
         risk_assessment=risk_assessment(items, findings),
         resource_requirements=resource_requirements(items),
-        timeline_estimate={**timeline_estimate(items), "roi_derivation": roi["derivation"]},
+        timeline_estimate=msgspec.structs.replace(
+            timeline_estimate(items), roi_derivation=roi.derivation
+        ),
         directive_id=ctx.directive.directive_id if ctx.directive is not None else None,
         window=a.window,
         performance={name: j.to_performance() for name, j in a.judged.items()},
@@ -191,7 +172,7 @@ def analyze(ctx: TaskContext) -> PlanningReport:
         recommendations=[_recommendation(item) for item in items],
         skipped=skipped,
         data_quality=quality,
-        learning_report=effectiveness(ctx.learning) if ctx.learning is not None else {},
+        learning_report=effectiveness(ctx.learning) if ctx.learning is not None else None,
         series=report_series(a),
         measured=measured_of(a),
     )

@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from agent.analysis.capacity import connection_capacity
+from agent.analysis.connections import connection_capacity
 from agent.strategies.base import TaskContext
 from agent.strategies.domain import DomainInput, DomainScope, analyze_domain
-from protocols.messages import AnalysisReport
+from protocols.reports import AnalysisReport, ConnectionCapacity, Findings
 
 LATENCY_METRIC = "real_time_delivery"
 FALLBACK_LATENCY_METRIC = "message_processing_time"
 
 
-def websocket_capacity(data: DomainInput) -> dict[str, Any]:
+def websocket_capacity(data: DomainInput) -> Findings:
     """Capacity per node from ``websocket_connections{instance}`` against delivery latency."""
     metric = LATENCY_METRIC if LATENCY_METRIC in data.judged else FALLBACK_LATENCY_METRIC
     latency = data.store.merged(metric, window_s=data.window_s, end=data.end)
     judged = data.judged.get(metric)
     target = judged.target if judged is not None else None
     if target is None:
-        return {"status": "no_data", "reason": f"no {LATENCY_METRIC} or {metric} samples"}
+        why = f"no {LATENCY_METRIC} or {metric} samples"
+        return Findings(websocket_capacity=ConnectionCapacity(status="no_data", reason=why))
     throughput = data.store.merged("websocket_throughput", window_s=data.window_s, end=data.end)
-    return connection_capacity(
+    capacity = connection_capacity(
         data.store.select("websocket_connections", window_s=data.window_s, end=data.end),
         latency=latency,
         latency_metric=metric,
         latency_target=target,
         throughput=throughput if len(throughput) else None,
     )
+    return Findings(websocket_capacity=capacity)
 
 
 DOMAIN = DomainScope(
@@ -40,7 +40,7 @@ DOMAIN = DomainScope(
         "message_processing_time",
     ),
     supporting=("cpu_utilization", "memory_utilization"),
-    extras={"websocket_capacity": websocket_capacity},
+    findings=websocket_capacity,
 )
 
 

@@ -197,6 +197,7 @@ class Stack:
         """``prometheus-backend analyze api_optimization`` over the last ``window``, as JSON
         (the CLI's own process, default settings); saved next to the logs."""
         from agent.reports.text import render_text
+        from protocols import TaskResult, decode
 
         argv = [
             *cli_command(),
@@ -234,7 +235,7 @@ class Stack:
         result: dict[str, Any] = json.loads(out)
         path = cwd / "result.json"
         path.write_text(json.dumps(result, indent=2))
-        text = render_text(result)
+        text = render_text(decode(TaskResult, out))
         (cwd / "result.txt").write_text(text + "\n")
         analysis = Analysis(scenario, window, result, text, path)
         self.analyses.append(analysis)
