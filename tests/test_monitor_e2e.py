@@ -19,6 +19,7 @@ from agent.config import Settings
 from agent.runtime.kv import open_bucket
 from agent.runtime.monitor import Lease, Monitor
 from agent.runtime.node import AgentNode
+from agent.runtime.samples import SampleSource
 from agent.sources.prometheus import PrometheusSource
 from tests import synthetic
 from tests.test_node_e2e import stream_messages
@@ -29,12 +30,21 @@ DAY0 = 1_764_288_000.0  # 2025-11-28T00:00:00Z
 INTERVAL = 420.0
 
 
-async def monitor_for(node: AgentNode, holder: str = "test") -> Monitor:
-    assert node.dispatcher is not None
-    assert node.nc is not None
-    js = node.nc.jetstream()
-    kv = await open_bucket(js, node.settings, "MONITOR", description="monitor state and lease")
-    return Monitor(node.settings, node.dispatcher, node.dispatcher.publisher, kv, holder=holder)
+async def monitor_for(
+    node: AgentNode, holder: str = "test", samples: SampleSource | None = None
+) -> Monitor:
+    services = node.services
+    kv = await open_bucket(
+        services.js, node.settings, "MONITOR", description="monitor state and lease"
+    )
+    return Monitor(
+        node.settings,
+        samples or services.samples,
+        services.directives,
+        services.outbox,
+        kv,
+        holder=holder,
+    )
 
 
 def feed(node: AgentNode, day: dict[str, Any], until: float, since: float = -1.0) -> None:
@@ -222,9 +232,8 @@ async def test_two_replicas_one_monitor_and_a_takeover_without_re_raising(
             leader, standby = (first, second) if runs[0] else (second, first)
             # the leader dies: its monitor stops without releasing the lease, as a killed
             # process would; the standby takes over once the lease runs out
-            assert leader._monitor_task is not None
             assert standby.monitor is not None
-            leader._monitor_task.cancel()
+            leader.running.tasks["monitor"].cancel()
             deadline = loop.time() + 3.0 + 2.0 + 5.0  # lease + an interval + slack
             while standby.monitor.runs == 0 and loop.time() < deadline:
                 await asyncio.sleep(0.1)
@@ -305,9 +314,8 @@ async def test_from_prometheus_the_judged_hour_has_enough_samples_for_every_rule
         client=client,
     )
     async with AgentNode(make_settings(kpi_stream=False)) as node:
-        assert node.dispatcher is not None
-        node.dispatcher.prometheus = source
-        result = await (await monitor_for(node)).run_once(at)
+        samples = SampleSource(node.settings, prometheus=source)
+        result = await (await monitor_for(node, samples=samples)).run_once(at)
     await client.aclose()
     assert steps == [55.0]  # 7 days in 11 000 steps, not 42-minute steps
     assert result.report is not None

@@ -27,6 +27,7 @@ from agent.monitoring import (
 )
 from protocols.messages import Alert, BurnRate, CauseLink, ChangePoint, Outlier, SloStatus
 from protocols.messages import Trend as TrendName
+from protocols.reports import TriggerCrossing
 
 NOW = 1_790_000_000.0
 STEP = 420.0
@@ -399,16 +400,30 @@ def test_an_outlier_fires_medium_only_the_wrong_way_and_resolves_after_quiet() -
 # --- capacity_runway ----------------------------------------------------------------
 
 
-def trigger(status: str, days: float | None, metric: str = "cpu_utilization") -> dict[str, Any]:
-    return {
-        "metric": metric,
-        "status": status,
-        "threshold": 75.0,
-        "current": 62.0,
-        "slope_per_day": 1.2,
-        "days_from_now": days,
-        "direction": "lower_is_better",
-    }
+def trigger(
+    status: str,
+    days: float | None,
+    metric: str = "cpu_utilization",
+    threshold: float | None = 75.0,
+    current: float | None = 62.0,
+) -> TriggerCrossing:
+    return TriggerCrossing(
+        metric=metric,
+        status=status,
+        reason="",
+        threshold=threshold,
+        direction="lower_is_better",
+        current=current,
+        slope_per_day=1.2,
+        p_value=None,
+        expected_at=None,
+        expected_ts=None,
+        days_from_now=days,
+        days_from_now_range=[],
+        horizon_days=None,
+        samples=0,
+        span_days=None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -502,14 +517,13 @@ def judgements(draw: st.DrawFn) -> dict[str, Judgement]:
     return out
 
 
-_triggers = st.fixed_dictionaries(
-    {
-        "metric": _metric_names,
-        "status": st.sampled_from(["expected", "already_crossed", "not_within_horizon", "no_data"]),
-        "threshold": st.none() | st.floats() | st.text(max_size=3),
-        "current": st.none() | st.floats(),
-        "days_from_now": st.none() | st.floats() | st.booleans(),
-    }
+_triggers = st.builds(
+    trigger,
+    status=st.sampled_from(["expected", "already_crossed", "not_within_horizon", "no_data"]),
+    days=st.none() | st.floats(),
+    metric=_metric_names,
+    threshold=st.none() | st.floats(),
+    current=st.none() | st.floats(),
 )
 
 
@@ -526,7 +540,7 @@ _triggers = st.fixed_dictionaries(
     )
 )
 def test_evaluate_never_raises_and_never_raises_an_open_key_twice(
-    steps: list[tuple[dict[str, Judgement], list[tuple[str, str]], list[dict[str, Any]]]],
+    steps: list[tuple[dict[str, Judgement], list[tuple[str, str]], list[TriggerCrossing]]],
 ) -> None:
     state = MonitorState()
     for i, (values, pairs, triggers) in enumerate(steps):

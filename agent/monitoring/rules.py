@@ -21,12 +21,14 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from agent.analysis.catalog import CATALOG, Direction
 from agent.analysis.judge import Judgement
+from agent.analysis.series import finite
 from agent.analysis.trend import hours_to_reach
 from protocols.messages import BurnRate, CauseLink, ChangePoint, Outlier, Severity, SloStatus
+from protocols.reports import TriggerCrossing
 
 AlertKind = Literal["target_breach", "degradation_trend", "anomaly", "capacity_runway", "resolved"]
 RuleName = Literal["target_breach", "slo_burn", "degradation_trend", "anomaly", "capacity_runway"]
@@ -82,7 +84,7 @@ class MonitorInputs:
     change_points: Mapping[str, list[ChangePoint]] = field(default_factory=dict)
     outliers: Mapping[str, list[Outlier]] = field(default_factory=dict)
     links: Sequence[CauseLink] = ()
-    triggers: Sequence[Mapping[str, Any]] = ()
+    triggers: Sequence[TriggerCrossing] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +121,6 @@ def wire_float(x: float) -> float:
     if math.isnan(x):
         return 0.0
     return min(max(x, -WIRE_LIMIT), WIRE_LIMIT)
-
-
-def _num(x: Any) -> float | None:
-    """A finite float from a trigger dict's loosely typed value, else None."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
-        return None
-    value = float(x)
-    return value if math.isfinite(value) else None
 
 
 def _unit(metric: str, judged: Mapping[str, Judgement]) -> str:
@@ -367,7 +361,7 @@ def anomaly(inputs: MonitorInputs, now: float, config: MonitorConfig) -> Iterato
 
 
 def capacity_runway(
-    triggers: Sequence[Mapping[str, Any]], judged: Mapping[str, Judgement], config: MonitorConfig
+    triggers: Sequence[TriggerCrossing], judged: Mapping[str, Judgement], config: MonitorConfig
 ) -> Iterator[Signal]:
     """A scaling trigger already crossed, or expected within ``runway_days``.
 
@@ -378,13 +372,11 @@ def capacity_runway(
     """
     best: dict[str, Signal] = {}
     for trig in triggers:
-        metric = trig.get("metric")
-        if not isinstance(metric, str) or not metric:
+        metric, status = trig.metric, trig.status
+        if not metric:
             continue
-        status = trig.get("status")
-        threshold = _num(trig.get("threshold"))
-        current = _num(trig.get("current"))
-        days = _num(trig.get("days_from_now"))
+        threshold, current = finite(trig.threshold), finite(trig.current)
+        days = finite(trig.days_from_now)
         unit = _unit(metric, judged)
         unit_s = f" {unit}" if unit else ""
         th = threshold if threshold is not None else 0.0
@@ -404,7 +396,7 @@ def capacity_runway(
                 ),
             )
         elif status == "expected" and days is not None and days <= config.runway_days:
-            slope = _num(trig.get("slope_per_day"))
+            slope = finite(trig.slope_per_day)
             rate = f" (moving {slope:+.3g}{unit_s}/day)" if slope is not None else ""
             signal = Signal(
                 rule="capacity_runway",

@@ -145,6 +145,9 @@ async def connect(
                 closed_cb=closed_cb,
             )
     connected.append(nc)
+    # nats-py has no public way to change these after connect, nor an option that keeps
+    # them out of the first connect (nats.py #352, #663): its own options dict is the one
+    # place the reconnect loop reads them.
     nc.options["allow_reconnect"] = True
     nc.options["max_reconnect_attempts"] = -1
     log.info("connected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")

@@ -21,7 +21,8 @@ from nats.js.errors import NotFoundError
 
 from agent.config import Settings
 from agent.runtime.counters import Counters
-from agent.runtime.dispatcher import Dispatcher, Inbound
+from agent.runtime.dispatcher import Dispatcher
+from agent.runtime.inbound import Inbound
 from agent.runtime.pool import WorkPool
 from agent.runtime.reader import StreamReader
 from protocols import subjects

@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
-from agent.runtime.dispatcher import Dispatcher
+from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.reader import StreamReader
 from protocols import ProtocolError, StrategicDirective, decode, subjects
 
@@ -65,12 +65,12 @@ def directive_reader(
     agent_id: str,
     stream: str,
     store: DirectiveStore,
-    dispatcher: Dispatcher,
+    dead_letters: DeadLetters,
 ) -> StreamReader:
     """A durable reader of ``swarm.directives.<agent>`` feeding ``store``."""
 
     async def handle(msg: Msg) -> None:
-        directive = await dispatcher.decode_or_dead_letter(msg, stream, StrategicDirective)
+        directive = await dead_letters.decode_or_send(msg, stream, StrategicDirective)
         if directive is None:
             return
         applied = await store.offer(directive, msg.data)

@@ -10,6 +10,10 @@ from nats.js.kv import KeyValue
 from agent.config import Settings
 
 
+def bucket_name(settings: Settings, role: str) -> str:
+    return f"{settings.streams_token}_{role}"
+
+
 async def open_bucket(
     js: JetStreamContext,
     settings: Settings,
@@ -20,7 +24,7 @@ async def open_bucket(
     history: int = 1,
 ) -> KeyValue:
     """The bucket ``<PREFIX>_<ROLE>`` with the configured replicas."""
-    name = f"{settings.streams_token}_{role}"
+    name = bucket_name(settings, role)
     try:
         return await js.key_value(name)
     except BucketNotFoundError:

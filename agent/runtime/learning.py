@@ -38,7 +38,6 @@ from typing import Any, TypeVar
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
@@ -71,10 +70,11 @@ from agent.learning.state import (
     plan_key,
     summary_key,
 )
-from agent.runtime.dispatcher import Dispatcher
-from agent.runtime.kv import open_bucket
+from agent.runtime.dead_letters import DeadLetters
+from agent.runtime.kv import bucket_name, open_bucket
 from agent.runtime.predictions import Predictions
 from agent.runtime.reader import StreamReader
+from agent.runtime.streams import StreamSpec, ensure_stream
 from protocols import ImplementationUpdate, VerificationResult, subjects
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,16 @@ _PLAN_ISSUED = msgspec.json.Decoder(PlanIssued)
 
 def events_subject(agent_id: str, kind: str) -> str:
     return f"swarm.learning.{agent_id}.{kind}"
+
+
+def learning_stream_spec(settings: Settings) -> StreamSpec:
+    """The event log: kept without an age limit, so the state can always be rebuilt."""
+    return StreamSpec(
+        "LEARNING",
+        (events_subject(settings.agent_id, ">"),),
+        "every accepted verification and update: the learning log",
+        max_age_s=0.0,
+    )
 
 
 class KvState:
@@ -184,11 +194,19 @@ class LearningMirror:
     sequence applied; ``ready`` says the initial values are in.
     """
 
-    def __init__(self, js: JetStreamContext, kv: KeyValue, stream: str) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        kv: KeyValue,
+        stream: str,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.js = js
         self.kv = kv
         self.stream = stream
         """The bucket's stream (``KV_<bucket>``)."""
+        self.connected = connected
+        """Whether the connection is up: a consumer is deleted only then (else it times out)."""
         self.parts = KvState()
         self.seq = 0
         self.ready = False
@@ -276,7 +294,7 @@ class LearningMirror:
             watcher = await asyncio.shield(setup)
         except asyncio.CancelledError:  # stopped mid-setup: finish it, then undo it
             with contextlib.suppress(Exception):
-                await _unwatch(self.js, self.stream, await setup)
+                await _unwatch(self.js, self.stream, await setup, self.connected)
             raise
         try:
             async for entry in watcher:
@@ -299,59 +317,74 @@ class LearningMirror:
                     self.seq = seq
                     self._bump()
         finally:
-            await _unwatch(self.js, self.stream, watcher)
+            await _unwatch(self.js, self.stream, watcher, self.connected)
 
 
-async def _unwatch(js: JetStreamContext, stream: str, watcher: KeyValue.KeyWatcher) -> None:
-    """Unsubscribe and delete the watcher's consumer (else it lingers ``MIRROR_INACTIVE_S``)."""
-    sub: Any = getattr(watcher, "_sub", None)  # nats-py keeps the subscription private
+async def _unwatch(
+    js: JetStreamContext,
+    stream: str,
+    watcher: KeyValue.KeyWatcher,
+    connected: Callable[[], bool],
+) -> None:
+    """Stop the watcher and delete its consumer (else it lingers ``MIRROR_INACTIVE_S``)."""
+    # nats-py's KeyWatcher exposes neither its subscription nor its consumer's name, and a
+    # watcher's ephemeral consumer cannot be named (nats-io/nats-architecture-and-design
+    # #190): the name is read from the private subscription, the one way to delete it now.
+    sub: Any = getattr(watcher, "_sub", None)
     if sub is None:
         return
     with contextlib.suppress(Exception):  # also ends its heartbeat and flow-control tasks
-        await sub.unsubscribe()
+        await watcher.stop()  # type: ignore[no-untyped-call]  # unannotated in nats-py
     name = getattr(sub, "_consumer", None)
-    if name and js._nc.is_connected:
+    if name and connected():
         with contextlib.suppress(Exception):
             await asyncio.wait_for(js.delete_consumer(stream, name), 2.0)
 
 
 class LearningStore:
-    def __init__(self, js: JetStreamContext, kv: KeyValue, settings: Settings, stream: str) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        kv: KeyValue,
+        settings: Settings,
+        stream: str,
+        *,
+        bucket: str,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.js = js
         self.kv = kv
         self.settings = settings
         self.stream = stream
-        self.kv_stream = f"KV_{kv._name}"
+        self.bucket = bucket
+        self.kv_stream = f"KV_{bucket}"
+        self.connected = connected
         self.mirror: LearningMirror | None = None
         self._lagging = False
         """The mirror missed ``MIRROR_WAIT_S``: read directly, without waiting, until it is back."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext, settings: Settings) -> LearningStore:
+    async def open(
+        cls,
+        js: JetStreamContext,
+        settings: Settings,
+        *,
+        connected: Callable[[], bool] = lambda: True,
+    ) -> LearningStore:
+        """The bucket and the event log, each made when missing.
+
+        ``connected`` says whether the connection is up (``nc.is_connected``): a stopped
+        mirror deletes its consumer only then. The CLI's one-shot reads need none.
+        """
         kv = await open_bucket(js, settings, "LEARNING", description="what verifications taught")
-        name = f"{settings.streams_token}_LEARNING"
-        subject = events_subject(settings.agent_id, ">")
-        try:
-            await js.stream_info(name)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=name,
-                    description="every accepted verification and update: the learning log",
-                    subjects=[subject],
-                    retention=RetentionPolicy.LIMITS,
-                    storage=StorageType.FILE,
-                    discard=DiscardPolicy.OLD,
-                    num_replicas=settings.stream_replicas,
-                    duplicate_window=settings.duplicate_window_s,
-                )
-            )
-        return cls(js, kv, settings, name)
+        stream = await ensure_stream(js, settings, learning_stream_spec(settings))
+        bucket = bucket_name(settings, "LEARNING")
+        return cls(js, kv, settings, stream, bucket=bucket, connected=connected)
 
     def start(self) -> None:
         """Keep the mirror from now on (a running agent: every task reads the state)."""
         if self.mirror is None:
-            self.mirror = LearningMirror(self.js, self.kv, self.kv_stream)
+            self.mirror = LearningMirror(self.js, self.kv, self.kv_stream, self.connected)
         self.mirror.start()
 
     async def stop(self) -> None:
@@ -455,7 +488,7 @@ class LearningStore:
         the server for minutes, and every task reads the state — the server refused the
         1 000th such consumer and every later task failed (found by the crash-safety bench).
         """
-        prefix = f"$KV.{self.kv._name}."
+        prefix = f"$KV.{self.bucket}."
         info = await self.js.stream_info(self.kv_stream, subjects_filter=f"{prefix}>")
         return sorted(s.removeprefix(prefix) for s in (info.state.subjects or {}))
 
@@ -555,7 +588,7 @@ def learning_readers(
     streams: dict[str, str],
     store: LearningStore,
     predictions: Predictions,
-    dispatcher: Dispatcher,
+    dead_letters: DeadLetters,
 ) -> list[StreamReader]:
     """Durable readers of Athena's verifications and Hephaestus's feedback."""
     agent = settings.agent_id
@@ -564,7 +597,7 @@ def learning_readers(
         stream = streams[role]
 
         async def handle(msg: Msg) -> None:
-            message = await dispatcher.decode_or_dead_letter(msg, stream, schema)
+            message = await dead_letters.decode_or_send(msg, stream, schema)
             if message is None:
                 return
             outcome = await apply(message, predictions)

@@ -1,9 +1,12 @@
 """The agent's lifecycle as one async context manager (nats.py's micro example, grown up).
 
 ``async with AgentNode(settings) as node: await node.wait()`` starts, in order: an
-embedded nats-server when no URL is configured, the connection, the streams, the task
-records, the micro service and the durable consumer. Leaving stops fetching, lets
-in-flight tasks finish (naks what cannot finish in time), stops the service and drains.
+embedded nats-server when no URL is configured, the connection, the services (streams,
+buckets, sources, dispatcher: ``Services``), the micro service, then the background loops
+(durable tasks, max-deliveries advisories, directives, verifications and feedback, the
+monitor) in one ``asyncio.TaskGroup``. Everything is entered on one ``AsyncExitStack``,
+so leaving undoes it in reverse: the loops stop, the service stops, in-flight tasks
+finish (or are returned for redelivery), the sources stop and the connection drains.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -26,25 +30,47 @@ from agent.runtime.connection import connect
 from agent.runtime.consumer import TaskConsumer, max_deliveries_reader, max_deliveries_subject
 from agent.runtime.counters import Counters
 from agent.runtime.directives import DirectiveStore, directive_reader
-from agent.runtime.dispatcher import Clock, Dispatcher, Inbound, Refusal, utc_now
+from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.embedded import EmbeddedServer
+from agent.runtime.handler import Clock, utc_now
 from agent.runtime.kv import open_bucket
 from agent.runtime.learning import LearningStore, learning_readers
 from agent.runtime.monitor import Monitor
 from agent.runtime.pool import WorkPool
-from agent.runtime.predictions import Predictions
-from agent.runtime.publisher import Publisher
 from agent.runtime.reader import StreamReader
 from agent.runtime.service import start_service
-from agent.runtime.streams import StreamSpec, ensure_stream, ensure_streams
-from agent.runtime.task_records import TaskRecords
-from agent.sources.kpi import KpiSource, KpiStats
-from agent.sources.prometheus import PrometheusSource
+from agent.runtime.services import Services, open_services
+from agent.runtime.streams import StreamSpec, ensure_stream
+from agent.sources.kpi import KpiStats
 from agent.store import MetricStore
 from agent.strategies import ROUTES, Strategy
-from protocols import ProtocolError, TaskType
+from protocols import TaskType
 
 log = logging.getLogger(__name__)
+
+LOOP_STOP_S = 5.0
+"""How long a background loop may take to finish once asked to stop; then it is cancelled."""
+
+
+class _Loop(Protocol):
+    def stop(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What a started node holds: its services, its micro service and its loops."""
+
+    url: str
+    services: Services
+    service: Service
+    consumer: TaskConsumer
+    learning_readers: tuple[StreamReader, ...]
+    monitor: Monitor | None
+    """None when the configuration turns it off (``monitor_enabled``)."""
+    tasks: Mapping[str, asyncio.Task[None]]
+    """Each background loop's task, by name, in the node's task group."""
 
 
 class AgentNode:
@@ -60,34 +86,66 @@ class AgentNode:
         self.routes = routes
         self.counters = Counters()
         self.pool = WorkPool(settings.max_in_flight, settings.rpc_queue_limit)
-        self.embedded: EmbeddedServer | None = None
-        self.nc: Client | None = None
-        self.service: Service | None = None
-        self.consumer: TaskConsumer | None = None
-        self.dispatcher: Dispatcher | None = None
-        self.streams: dict[str, str] = {}
-        self._stack = AsyncExitStack()
-        self._consumer_task: asyncio.Task[None] | None = None
-        self.watcher: StreamReader | None = None
-        self.directive_store: DirectiveStore | None = None
-        self.directive_consumer: StreamReader | None = None
-        self._directives_task: asyncio.Task[None] | None = None
-        self.learning: LearningStore | None = None
-        self.prometheus: PrometheusSource | None = None
-        self.live_store: MetricStore | None = None
-        self.monitor: Monitor | None = None
-        self._monitor_task: asyncio.Task[None] | None = None
-        self.kpi: KpiSource | None = None
         self.kpi_stats = KpiStats()
-        self.learning_readers: list[StreamReader] = []
-        self._learning_tasks: list[asyncio.Task[None]] = []
-        self._watcher_task: asyncio.Task[None] | None = None
+        self._stack = AsyncExitStack()
+        self._running: Running | None = None
+        """Set once by ``__aenter__``: everything else is reached through it."""
         self._stopped = asyncio.Event()
         self.fatal: str | None = None
 
+    # --- what a started node holds ---------------------------------------------------
+
+    @property
+    def running(self) -> Running:
+        if self._running is None:
+            raise RuntimeError("the node is not started: use `async with AgentNode(...)`")
+        return self._running
+
+    @property
+    def services(self) -> Services:
+        return self.running.services
+
     @property
     def url(self) -> str:
-        return self.embedded.url if self.embedded else ",".join(self.settings.servers)
+        return self.running.url
+
+    @property
+    def nc(self) -> Client:
+        return self.services.nc
+
+    @property
+    def streams(self) -> Mapping[str, str]:
+        return self.services.streams
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.services.dispatcher
+
+    @property
+    def learning(self) -> LearningStore:
+        return self.services.learning
+
+    @property
+    def learning_readers(self) -> tuple[StreamReader, ...]:
+        return self.running.learning_readers
+
+    @property
+    def directive_store(self) -> DirectiveStore:
+        return self.services.directives
+
+    @property
+    def live_store(self) -> MetricStore | None:
+        return self.services.samples.live
+
+    @property
+    def monitor(self) -> Monitor | None:
+        return self.running.monitor
+
+    @property
+    def service(self) -> Service:
+        return self.running.service
+
+    # --- lifecycle -------------------------------------------------------------------
 
     def stop(self) -> None:
         """Ask the node to shut down (signal handlers call this)."""
@@ -99,7 +157,7 @@ class AgentNode:
 
     async def __aenter__(self) -> AgentNode:
         try:
-            await self._start()
+            self._running = await self._start(self._stack)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -111,133 +169,136 @@ class AgentNode:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._shutdown()
+        self._stopped.set()
+        await self._stack.aclose()
+        log.info("agent %s stopped: %s", self.settings.agent_id, self.counters.snapshot())
 
-    async def _start(self) -> None:
+    async def _start(self, stack: AsyncExitStack) -> Running:
         settings = self.settings
         servers = settings.servers
         if not servers:
             store = settings.state_dir / "nats"
-            self.embedded = EmbeddedServer(store, port=settings.embedded_port)
-            await self._stack.enter_async_context(self.embedded)
-            servers = [self.embedded.url]
+            embedded = await stack.enter_async_context(
+                EmbeddedServer(store, port=settings.embedded_port)
+            )
+            servers = [embedded.url]
             log.info(
                 "no NATS_URL set: started an embedded nats-server at %s (JetStream store %s)",
-                self.embedded.url,
+                embedded.url,
                 store,
             )
+        url = ",".join(servers)
+        kpi_errors: list[Callable[[Exception], bool]] = []
+        """The connection reports errors before the KPI source it counts them for exists."""
 
         async def on_closed() -> None:
             if not self._stopped.is_set():
                 self.fatal = "NATS connection closed for good"
                 self._stopped.set()
 
-        self.nc = await connect(settings, servers, on_closed=on_closed, on_error=self._on_error)
-        self._stack.push_async_callback(self._close_connection)
-        js = self.nc.jetstream()
-        self.streams = await ensure_streams(js, settings)
-        records = await TaskRecords.open(js, settings)
-        predictions = Predictions(
-            await open_bucket(js, settings, "PREDICTIONS", description="predictions by id")
-        )
-        self.directive_store = DirectiveStore(
-            await open_bucket(js, settings, "STATE", description="the directive in force")
-        )
-        publisher = Publisher(self.nc, js)
-        if settings.kpi_enabled:
-            self.live_store = MetricStore(
-                max_samples_per_series=settings.store_max_samples_per_series,
-                max_series=settings.store_max_series,
-                max_age_s=settings.store_max_age_s,
-            )
-        if settings.prometheus_url:
-            self.prometheus = PrometheusSource.from_settings(settings)
-            self._stack.push_async_callback(self.prometheus.aclose)
-        self.dispatcher = Dispatcher(
+        def on_error(exc: Exception) -> bool:
+            """Slow-consumer drops on KPI subjects are counted (and logged by the source)."""
+            return any(hook(exc) for hook in kpi_errors)
+
+        nc = await connect(settings, servers, on_closed=on_closed, on_error=on_error)
+        stack.push_async_callback(_close_connection, nc)
+        services = await open_services(
+            stack,
             settings,
-            publisher,
-            records,
+            nc,
             routes=self.routes,
             clock=self.clock,
             counters=self.counters,
-            directives=self.directive_store,
-            predictions=predictions,
-            prometheus=self.prometheus,
-            live_store=self.live_store,
+            kpi_stats=self.kpi_stats,
         )
-        if self.live_store is not None:
-            dispatcher = self.dispatcher
-
-            async def kpi_dead_letter(
-                subject: str, data: bytes, headers: Mapping[str, str] | None, why: ProtocolError
-            ) -> None:
-                await dispatcher.dead_letter(
-                    Inbound(subject, data, headers, "core"), Refusal(why.code, why.message, None)
-                )
-
-            self.kpi = KpiSource(
-                self.nc, js, settings, self.live_store, self.kpi_stats, kpi_dead_letter
-            )
-            await self.kpi.start()
-            self._stack.push_async_callback(self.kpi.stop, settings.nats_drain_timeout_s)
-        self.learning = await LearningStore.open(js, settings)
-        self.learning.start()  # the mirror every task's snapshot reads
-        self._stack.push_async_callback(self.learning.stop)
-        self.dispatcher.learning = self.learning
-        self.learning_readers = learning_readers(
-            js, settings, self.streams, self.learning, predictions, self.dispatcher
-        )
-        self._learning_tasks = [
-            asyncio.create_task(r.run(), name=f"learning-{r.durable}")
-            for r in self.learning_readers
-        ]
-        if settings.monitor_enabled:
-            self.monitor = Monitor(
-                settings,
-                self.dispatcher,
-                publisher,
-                await open_bucket(js, settings, "MONITOR", description="monitor state and lease"),
-                holder=f"{settings.agent_id}-{self.nc.client_id}-{id(self)}",
-            )
-            self._monitor_task = asyncio.create_task(self.monitor.run(), name="monitor")
-        self.directive_consumer = directive_reader(
-            js, settings.agent_id, self.streams["DIRECTIVES"], self.directive_store, self.dispatcher
-        )
-        self._directives_task = asyncio.create_task(
-            self.directive_consumer.run(), name="directives"
-        )
-        self.service = await start_service(
-            self.nc,
+        if services.kpi is not None:
+            kpi_errors.append(services.kpi.on_error)
+        js, streams, dispatcher = services.js, services.streams, services.dispatcher
+        stack.push_async_callback(self._finish_work)
+        service = await start_service(
+            nc,
             settings,
-            self.dispatcher,
+            dispatcher,
             self.pool,
             self.counters,
             extra=lambda: {"kpi": self.kpi_stats.snapshot()},
         )
-        self.consumer = TaskConsumer(
-            js, settings, self.streams["TASKS"], self.dispatcher, self.pool, self.counters
+        stack.push_async_callback(_stop_service, service)
+        consumer = TaskConsumer(
+            js, settings, streams["TASKS"], dispatcher, self.pool, self.counters
         )
-        await self.consumer.subscribe()
-        self._consumer_task = asyncio.create_task(self.consumer.run(), name="task-consumer")
+        await consumer.subscribe()
         advisories = await ensure_stream(
             js,
             settings,
             StreamSpec(
                 "ADVISORIES",
-                (max_deliveries_subject(self.streams["TASKS"], self.consumer.durable),),
+                (max_deliveries_subject(streams["TASKS"], consumer.durable),),
                 "tasks the server stopped delivering",
             ),
         )
-        self.watcher = max_deliveries_reader(
-            js, settings.agent_id, advisories, self.streams["TASKS"], self.dispatcher
+        readers = tuple(
+            learning_readers(
+                js,
+                settings,
+                dict(streams),
+                services.learning,
+                services.predictions,
+                services.dead_letters,
+            )
         )
-        self._watcher_task = asyncio.create_task(self.watcher.run(), name="max-deliveries")
-        self._write_service_file()
+        loops: list[tuple[str, _Loop]] = [
+            ("task-consumer", consumer),
+            (
+                "max-deliveries",
+                max_deliveries_reader(
+                    js, settings.agent_id, advisories, streams["TASKS"], dispatcher
+                ),
+            ),
+            (
+                "directives",
+                directive_reader(
+                    js,
+                    settings.agent_id,
+                    streams["DIRECTIVES"],
+                    services.directives,
+                    services.dead_letters,
+                ),
+            ),
+            *((f"learning-{r.durable}", r) for r in readers),
+        ]
+        monitor: Monitor | None = None
+        if settings.monitor_enabled:
+            monitor_kv = await open_bucket(
+                js, settings, "MONITOR", description="monitor state and lease"
+            )
+            monitor = Monitor(
+                settings,
+                services.samples,
+                services.directives,
+                services.outbox,
+                monitor_kv,
+                holder=f"{settings.agent_id}-{nc.client_id}-{id(self)}",
+            )
+            loops.append(("monitor", monitor))
+        group = await stack.enter_async_context(asyncio.TaskGroup())
+        tasks = [group.create_task(_supervised(name, loop.run), name=name) for name, loop in loops]
+        stack.push_async_callback(_stop_loops, [loop for _, loop in loops], tasks)
+        self._write_service_file(stack, service, url)
         log.info(
             "agent %s serving: rpc on swarm.rpc.%s.*, durable tasks on swarm.tasks.%s.>",
             settings.agent_id,
             settings.agent_id,
             settings.agent_id,
+        )
+        return Running(
+            url=url,
+            services=services,
+            service=service,
+            consumer=consumer,
+            learning_readers=readers,
+            monitor=monitor,
+            tasks={task.get_name(): task for task in tasks},
         )
 
     @property
@@ -245,61 +306,52 @@ class AgentNode:
         """Where this instance says who it is, for ``prometheus-backend ping --self``."""
         return self.settings.state_dir / "service.json"
 
-    def _write_service_file(self) -> None:
-        assert self.service is not None
+    def _write_service_file(self, stack: AsyncExitStack, service: Service, url: str) -> None:
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
-        info = {"agent_id": self.settings.agent_id, "service_id": self.service.id, "url": self.url}
+        info = {"agent_id": self.settings.agent_id, "service_id": service.id, "url": url}
         self.service_file.write_text(json.dumps(info) + "\n", encoding="utf-8")
-        self._stack.callback(self.service_file.unlink, missing_ok=True)
+        stack.callback(self.service_file.unlink, missing_ok=True)
 
-    def _on_error(self, exc: Exception) -> bool:
-        """Slow-consumer drops on KPI subjects are counted (and logged by the source)."""
-        return self.kpi.on_error(exc) if self.kpi is not None else False
-
-    async def _shutdown(self) -> None:
-        self._stopped.set()
-        await asyncio.gather(
-            _stop_loop(self.consumer, self._consumer_task),
-            _stop_loop(self.watcher, self._watcher_task),
-            _stop_loop(self.directive_consumer, self._directives_task),
-            _stop_loop(self.monitor, self._monitor_task),
-            *(
-                _stop_loop(r, t)
-                for r, t in zip(self.learning_readers, self._learning_tasks, strict=True)
-            ),
-        )
-        if self.service is not None:
-            with contextlib.suppress(Exception):
-                await self.service.stop()
+    async def _finish_work(self) -> None:
+        """Let in-flight tasks finish; what cannot in time is returned for redelivery."""
         if not await self.pool.join(self.settings.nats_drain_timeout_s):
             log.warning("in-flight tasks did not finish in time; returning them for redelivery")
             self.pool.cancel_all()
             await self.pool.join(5.0)
-        await self._stack.aclose()
-        log.info("agent %s stopped: %s", self.settings.agent_id, self.counters.snapshot())
-
-    async def _close_connection(self) -> None:
-        nc = self.nc
-        if nc is None or nc.is_closed:
-            return
-        try:
-            await nc.drain()
-        except Exception:
-            log.warning("drain failed; closing", exc_info=True)
-            with contextlib.suppress(Exception):
-                await nc.close()
 
 
-class _Stoppable(Protocol):
-    def stop(self) -> None: ...
+async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """A loop that ends with an error is logged, never taken for the whole node's."""
+    try:
+        await run()
+    except Exception:
+        log.exception("background loop %s stopped with an error", name)
 
 
-async def _stop_loop(loop: _Stoppable | None, task: asyncio.Task[None] | None) -> None:
-    """Ask a background loop to stop and give it a moment; cancel it if it will not."""
-    if loop is not None:
+async def _stop_loops(loops: list[_Loop], tasks: list[asyncio.Task[None]]) -> None:
+    """Ask every loop to stop; cancel those still running after ``LOOP_STOP_S``.
+
+    The task group's own exit (next on the stack) then finds them all done.
+    """
+    for loop in loops:
         loop.stop()
-    if task is not None:
-        try:
-            await asyncio.wait_for(task, 5.0)
-        except (TimeoutError, asyncio.CancelledError):
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=LOOP_STOP_S)
+        for task in pending:
             task.cancel()
+
+
+async def _stop_service(service: Service) -> None:
+    with contextlib.suppress(Exception):
+        await service.stop()
+
+
+async def _close_connection(nc: Client) -> None:
+    if nc.is_closed:
+        return
+    try:
+        await nc.drain()
+    except Exception:
+        log.warning("drain failed; closing", exc_info=True)
+        with contextlib.suppress(Exception):
+            await nc.close()

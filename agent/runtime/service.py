@@ -20,7 +20,8 @@ from nats.micro.service import EndpointStats, Service
 from agent import __version__
 from agent.config import Settings
 from agent.runtime.counters import Counters
-from agent.runtime.dispatcher import Dispatcher, Inbound
+from agent.runtime.dispatcher import Dispatcher
+from agent.runtime.inbound import Inbound
 from agent.runtime.pool import WorkPool
 from agent.telemetry import tracing
 from protocols import TaskType, subjects
@@ -80,9 +81,20 @@ async def start_service(
     return service
 
 
+def _reply_subject(request: Request) -> str:
+    """Where the caller waits for the answer ("" when it sent none).
+
+    nats-py's micro ``Request`` exposes subject, headers and data but not the reply
+    subject (nats.go added ``Request.Reply()`` in nats-io/nats.go#1589; nats.py has no
+    equivalent yet): read from the message it wraps, for the PRODUCER span's destination.
+    """
+    return str(request._msg.reply or "")
+
+
 async def _respond(request: Request, payload: bytes) -> None:
-    if not request._msg.reply:  # published without a reply subject: nobody to tell
+    reply = _reply_subject(request)
+    if not reply:  # published without a reply subject: nobody to tell
         return
-    with tracing.producer_span(request._msg.reply):
+    with tracing.producer_span(reply):
         headers = tracing.inject({"Content-Type": "application/json"})
         await request.respond(payload, headers=headers)

@@ -40,6 +40,26 @@ class StreamSpec:
     """Role of the stream; its name is ``<prefix>_<KEY>``."""
     subjects: tuple[str, ...]
     description: str
+    max_age_s: float | None = None
+    """How long messages are kept: None is ``stream_max_age_s``, 0 is no limit."""
+
+    def config(self, settings: Settings) -> StreamConfig:
+        """The stream's configuration when it has to be created."""
+        max_age = settings.stream_max_age_s if self.max_age_s is None else self.max_age_s
+        return StreamConfig(
+            name=stream_name(settings, self.key),
+            description=self.description,
+            subjects=list(self.subjects),
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=max_age or None,
+            num_replicas=settings.stream_replicas,
+            # the server refuses a dedupe window longer than the stream keeps messages
+            duplicate_window=min(settings.duplicate_window_s, max_age)
+            if max_age
+            else settings.duplicate_window_s,
+        )
 
 
 def stream_specs(settings: Settings) -> tuple[StreamSpec, ...]:
@@ -77,17 +97,7 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, spec: StreamSp
             await js.update_stream(info.config)
             log.info("stream %s widened with %s", name, missing)
         return name
-    config = StreamConfig(
-        name=name,
-        description=spec.description,
-        subjects=list(spec.subjects),
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        max_age=settings.stream_max_age_s,
-        num_replicas=settings.stream_replicas,
-        duplicate_window=settings.duplicate_window_s,
-    )
+    config = spec.config(settings)
     try:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(_cluster_forming),

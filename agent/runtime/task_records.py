@@ -8,7 +8,6 @@ replica) is answered with the same bytes and never published twice.
 from __future__ import annotations
 
 import contextlib
-from typing import Literal
 
 import msgspec
 from nats.js import JetStreamContext
@@ -17,16 +16,7 @@ from nats.js.kv import KeyValue
 
 from agent.config import Settings
 from agent.runtime.kv import open_bucket
-
-
-class Output(msgspec.Struct, frozen=True, kw_only=True):
-    """Something a completed task sends besides its result, made once with the result."""
-
-    kind: Literal["publish", "prediction", "plan_issued"]
-    target: str
-    """The subject (publish), the recommendation id (prediction) or the plan id."""
-    payload: msgspec.Raw
-    msg_id: str = ""
+from agent.runtime.outbox import Output
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):

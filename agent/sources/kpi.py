@@ -37,18 +37,11 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.js import JetStreamContext
-from nats.js.api import (
-    ConsumerConfig,
-    DeliverPolicy,
-    DiscardPolicy,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from agent.analysis.catalog import AUXILIARY, CATALOG
 from agent.config import Settings
+from agent.runtime.streams import StreamSpec, ensure_stream
 from agent.store.metric_store import LabelSet, MetricStore, label_set
 from protocols import subjects
 from protocols.codec import Envelope, ProtocolError, check_schema, read_envelope
@@ -347,46 +340,23 @@ DeadLetter = Callable[[str, bytes, Mapping[str, str] | None, ProtocolError], Awa
 """``(subject, data, headers, why)``: publish a refused message as ``dead_letter/v1``."""
 
 
+def kpi_stream_spec(settings: Settings) -> StreamSpec:
+    """``<prefix>_KPI``: the batches for ``kpi_stream_max_age_s``, replayed on a restart."""
+    return StreamSpec(
+        STREAM_KEY,
+        (subjects.KPI_ALL,),
+        "KPI batches, replayed by a restarted strategist",
+        max_age_s=settings.kpi_stream_max_age_s,
+    )
+
+
 async def ensure_kpi_stream(js: JetStreamContext, settings: Settings) -> str:
     """Make sure a stream keeps ``swarm.kpi.backend.>``; returns its name.
 
-    ``<prefix>_KPI`` is created when missing (max age ``kpi_stream_max_age_s``) and only
-    ever widened; a stream an operator made that already captures the subjects is used.
+    ``<prefix>_KPI`` is created when missing and only ever widened; a stream an operator
+    made that already captures the subjects is used (``ensure_stream``).
     """
-    name = f"{settings.streams_token}_{STREAM_KEY}"
-    try:
-        info = await js.stream_info(name)
-    except NotFoundError:
-        pass
-    else:
-        have = list(info.config.subjects or [])
-        if subjects.KPI_ALL not in have:
-            info.config.subjects = [*have, subjects.KPI_ALL]
-            await js.update_stream(info.config)
-            log.info("stream %s widened with %s", name, subjects.KPI_ALL)
-        return name
-    max_age = settings.kpi_stream_max_age_s
-    config = StreamConfig(
-        name=name,
-        description="KPI batches, replayed by a restarted strategist",
-        subjects=[subjects.KPI_ALL],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
-        max_age=max_age,
-        num_replicas=settings.stream_replicas,
-        duplicate_window=min(settings.duplicate_window_s, max_age),
-    )
-    try:
-        await js.add_stream(config)
-    except BadRequestError as exc:
-        if exc.err_code != 10065:  # subjects overlap with an existing stream
-            raise
-        owner: str = await js.find_stream_name_by_subject(subjects.KPI_ALL)
-        log.warning("%s is already captured by stream %s; using it", subjects.KPI_ALL, owner)
-        return owner
-    log.info("stream %s created for %s", name, subjects.KPI_ALL)
-    return name
+    return await ensure_stream(js, settings, kpi_stream_spec(settings))
 
 
 class KpiSource:
@@ -423,7 +393,6 @@ class KpiSource:
         self.stream: str | None = None
         """The stream read from (None: a core subscription)."""
         self._sub: Subscription | None = None
-        self._inner: Subscription | None = None
         self._letters: set[asyncio.Task[None]] = set()
         self._held: list[Msg] = []
         self._logged_at = -LOG_EVERY_S  # the first trouble is logged at once
@@ -446,7 +415,7 @@ class KpiSource:
                 pending_msgs_limit=msgs_limit,
                 pending_bytes_limit=bytes_limit,
             )
-            self._sub, self._inner = psub, psub._sub
+            self._sub = psub
             log.info(
                 "reading %s from stream %s since %s", self.subject, self.stream, since.isoformat()
             )
@@ -457,13 +426,12 @@ class KpiSource:
                 pending_msgs_limit=msgs_limit,
                 pending_bytes_limit=bytes_limit,
             )
-            self._inner = self._sub
             await self.nc.flush(timeout=5)  # the server has the interest before start returns
             log.info("reading KPI batches on %s (core NATS, no replay)", self.subject)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Unsubscribe, write what is held, let dead letters go out (bounded), log totals."""
-        sub, self._sub, self._inner = self._sub, None, None
+        sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -482,8 +450,11 @@ class KpiSource:
         """
         if not isinstance(exc, SlowConsumerError):
             return False
-        ours = exc.sub is not None and (exc.sub is self._inner or exc.sub is self._sub)
-        if not ours and not (exc.subject or "").startswith("swarm.kpi.backend."):
+        # A JetStream subscription reports drops with its inner core subscription, which
+        # nats-py keeps private: a drop is ours by the subscription or by its subject.
+        subject = exc.subject or ""
+        ours = (exc.sub is not None and exc.sub is self._sub) or _matches(subject, self.subject)
+        if not ours and not subject.startswith("swarm.kpi.backend."):
             return False
         self.stats.slow_consumer_drops += 1
         self._maybe_log()
@@ -496,8 +467,8 @@ class KpiSource:
         share one write per series. The last message of a burst finds the queue empty.
         """
         self._held.append(msg)
-        inner = self._inner
-        if len(self._held) >= MAX_COALESCE or inner is None or inner.pending_msgs == 0:
+        sub = self._sub
+        if len(self._held) >= MAX_COALESCE or sub is None or sub.pending_msgs == 0:
             self.flush()
 
     def flush(self) -> None:
@@ -555,6 +526,17 @@ class KpiSource:
             dict(self.stats.samples_rejected),
             snap["batches_rejected"],
         )
+
+
+def _matches(subject: str, pattern: str) -> bool:
+    """Whether ``subject`` is one ``pattern`` (with ``*`` and ``>`` wildcards) subscribes to."""
+    tokens, wanted = subject.split("."), pattern.split(".")
+    for i, want in enumerate(wanted):
+        if want == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or (want != "*" and want != tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
 
 
 def describe(stats: KpiStats) -> dict[str, Any]:

@@ -1,0 +1,181 @@
+"""One task's work: decode it, gather what the strategy reads, run it, make its outputs.
+
+The ``TaskHandler`` knows nothing of storing or publishing: the dispatcher does that once
+per task id with what this returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Protocol
+
+import msgspec
+
+from agent.config import Settings
+from agent.errors import PayloadTooLarge
+from agent.learning.state import LearningState
+from agent.planning.handoff import handoff
+from agent.runtime.inbound import Inbound, Refusal
+from agent.runtime.outbox import IssuedItems, Output, PlanIssued, Prediction, Publish
+from agent.runtime.predictions import ENCODER as PREDICTION_ENCODER
+from agent.runtime.predictions import prediction_records
+from agent.runtime.samples import SampleSource
+from agent.store import MetricStore
+from agent.strategies import Report, Strategy, TaskContext
+from protocols import (
+    ErrorCode,
+    ProtocolError,
+    StrategicDirective,
+    TaskParams,
+    TaskRequest,
+    TaskType,
+    decode,
+    encode,
+    read_envelope,
+    subjects,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DirectiveSource(Protocol):
+    async def in_force(self, now: datetime) -> StrategicDirective | None: ...
+
+
+class LearningSource(Protocol):
+    async def snapshot(self) -> LearningState: ...
+
+
+def configured_context(
+    settings: Settings,
+    *,
+    task_id: str,
+    task_type: TaskType,
+    now: datetime,
+    params: TaskParams,
+    directive: StrategicDirective | None = None,
+    learning: LearningState | None = None,
+    store: MetricStore | None = None,
+) -> TaskContext:
+    """A strategy's context with what the configuration sets: default window, targets,
+    business weights and scaling triggers (tasks, the monitor and ``analyze`` alike)."""
+    return TaskContext(
+        task_id=task_id,
+        task_type=task_type,
+        now=now,
+        params=params,
+        default_window=settings.default_window,
+        target_overrides=settings.targets,
+        business_weights=settings.business_weights,
+        scaling_triggers=settings.scaling_triggers,
+        directive=directive,
+        learning=learning,
+        store=store,
+    )
+
+
+class TaskHandler:
+    def __init__(
+        self,
+        settings: Settings,
+        routes: Mapping[TaskType, Strategy],
+        samples: SampleSource,
+        directives: DirectiveSource,
+        learning: LearningSource,
+    ) -> None:
+        self.settings = settings
+        self.routes = routes
+        self.samples = samples
+        self.directives = directives
+        self.learning = learning
+        self._computing = asyncio.Semaphore(settings.max_strategy_threads)
+
+    def decode(self, inbound: Inbound) -> TaskRequest:
+        """The task a message carries, or a ``Refusal`` saying why it is none."""
+        size = len(inbound.data)
+        if size > self.settings.max_payload_bytes:
+            err = PayloadTooLarge(size, self.settings.max_payload_bytes)
+            raise Refusal(err.code, err.message, None)
+        try:
+            envelope = read_envelope(inbound.data)
+            request = decode(TaskRequest, inbound.data, envelope)
+        except ProtocolError as exc:
+            raise Refusal(exc.code, exc.message, exc.task_id) from None
+        subject_type = subjects.task_type_of(inbound.subject)
+        if TaskType.parse(subject_type) is None:
+            raise Refusal(
+                ErrorCode.UNKNOWN_TASK_TYPE,
+                f"unknown task type {subject_type[:64]!r}; known: {', '.join(TaskType)}",
+                request.task_id,
+            )
+        if request.task_type != subject_type:
+            raise Refusal(
+                ErrorCode.TASK_TYPE_MISMATCH,
+                f"body says task_type {request.task_type!r} but the subject says "
+                f"{subject_type!r}; the subject is authoritative",
+                request.task_id,
+            )
+        return request
+
+    async def context(self, request: TaskRequest, started: datetime) -> TaskContext:
+        """The strategy's context: configuration, the directive in force, what was learnt."""
+        return configured_context(
+            self.settings,
+            task_id=request.task_id,
+            task_type=TaskType(request.task_type),
+            now=started,
+            params=request.params,
+            directive=await self.directives.in_force(started),
+            learning=await self.learning.snapshot(),
+        )
+
+    async def run(self, ctx: TaskContext) -> tuple[Report, list[Output]]:
+        """The strategy's report on the task's samples and the outputs it calls for.
+
+        Raises what the sources and the strategy raise (``AgentError``: the task failed).
+        """
+        store, source_report = await self.samples.for_task(
+            ctx.task_type, ctx.params, ctx.now.timestamp()
+        )
+        if store is not None:
+            ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
+        async with self._computing:
+            report = await asyncio.to_thread(self.routes[ctx.task_type], ctx)
+        return report, self.outputs(report, ctx.task_id, ctx.params.service)
+
+    def outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:
+        """Predictions, plan, baseline and the plan's size, for a report that recommends."""
+        made = handoff(report, task_id=task_id, agent_id=self.settings.agent_id, service=service)
+        if made is None:
+            return []
+        plan, baseline = made
+        outputs: list[Output] = [
+            Prediction(
+                recommendation_id=record.recommendation_id,
+                payload=msgspec.Raw(PREDICTION_ENCODER.encode(record)),
+            )
+            for record in prediction_records(plan, baseline, task_id)
+        ]
+        outputs.append(
+            Publish(
+                subject=subjects.plans(self.settings.hephaestus_id),
+                payload=msgspec.Raw(encode(plan)),
+                msg_id=plan.plan_id,
+            )
+        )
+        outputs.append(
+            Publish(
+                subject=subjects.baselines(self.settings.athena_id),
+                payload=msgspec.Raw(encode(baseline)),
+                msg_id=baseline.baseline_id,
+            )
+        )
+        outputs.append(PlanIssued(plan_id=plan.plan_id, issued=IssuedItems(len(plan.items))))
+        return outputs

@@ -1,0 +1,129 @@
+"""Everything a running agent works with, made once on start and never changed after.
+
+``open_services`` builds the collaborators in dependency order on the caller's
+``AsyncExitStack`` (each one that holds a resource is closed by it, in reverse), and
+returns them frozen: nothing is patched in later, nothing is optional but what the
+configuration turns off (the KPI source).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from agent.config import Settings
+from agent.runtime.counters import Counters
+from agent.runtime.dead_letters import DeadLetters
+from agent.runtime.directives import DirectiveStore
+from agent.runtime.dispatcher import Dispatcher
+from agent.runtime.handler import Clock, TaskHandler
+from agent.runtime.kv import open_bucket
+from agent.runtime.learning import LearningStore
+from agent.runtime.outbox import Outbox
+from agent.runtime.predictions import Predictions
+from agent.runtime.publisher import Publisher
+from agent.runtime.samples import SampleSource
+from agent.runtime.streams import ensure_streams
+from agent.runtime.task_records import TaskRecords
+from agent.sources.kpi import KpiSource, KpiStats
+from agent.store import MetricStore
+from agent.strategies import Strategy
+from protocols import TaskType
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    nc: Client
+    js: JetStreamContext
+    streams: Mapping[str, str]
+    """Stream role → the name of the stream actually used."""
+    counters: Counters
+    publisher: Publisher
+    records: TaskRecords
+    predictions: Predictions
+    directives: DirectiveStore
+    learning: LearningStore
+    samples: SampleSource
+    dead_letters: DeadLetters
+    outbox: Outbox
+    dispatcher: Dispatcher
+    kpi: KpiSource | None
+    """None when KPI ingestion is off (``kpi_enabled``)."""
+
+
+async def open_services(
+    stack: AsyncExitStack,
+    settings: Settings,
+    nc: Client,
+    *,
+    routes: Mapping[TaskType, Strategy],
+    clock: Clock,
+    counters: Counters,
+    kpi_stats: KpiStats,
+) -> Services:
+    """Streams, buckets, sources and the dispatcher; the KPI source and the learning
+    mirror are started (every task reads them) and stopped by ``stack``."""
+    js = nc.jetstream()
+    streams = await ensure_streams(js, settings)
+    records = await TaskRecords.open(js, settings)
+    predictions = Predictions(
+        await open_bucket(js, settings, "PREDICTIONS", description="predictions by id")
+    )
+    directives = DirectiveStore(
+        await open_bucket(js, settings, "STATE", description="the directive in force")
+    )
+    publisher = Publisher(nc, js)
+    dead_letters = DeadLetters(publisher, settings.agent_id, counters, clock)
+    live = None
+    if settings.kpi_enabled:
+        live = MetricStore(
+            max_samples_per_series=settings.store_max_samples_per_series,
+            max_series=settings.store_max_series,
+            max_age_s=settings.store_max_age_s,
+        )
+    samples = await SampleSource.open(settings, stack, live=live)
+    kpi = None
+    if live is not None:
+        kpi = KpiSource(nc, js, settings, live, kpi_stats, dead_letters.core)
+        await kpi.start()
+        stack.push_async_callback(kpi.stop, settings.nats_drain_timeout_s)
+    learning = await LearningStore.open(js, settings, connected=lambda: nc.is_connected)
+    learning.start()  # the mirror every task's snapshot reads
+    stack.push_async_callback(learning.stop)
+    outbox = Outbox(publisher, predictions, learning)
+    handler = TaskHandler(settings, routes, samples, directives, learning)
+    dispatcher = Dispatcher(
+        settings.agent_id,
+        handler,
+        records,
+        outbox,
+        publisher,
+        dead_letters,
+        counters,
+        clock=clock,
+    )
+    return Services(
+        settings=settings,
+        nc=nc,
+        js=js,
+        streams=streams,
+        counters=counters,
+        publisher=publisher,
+        records=records,
+        predictions=predictions,
+        directives=directives,
+        learning=learning,
+        samples=samples,
+        dead_letters=dead_letters,
+        outbox=outbox,
+        dispatcher=dispatcher,
+        kpi=kpi,
+    )
