@@ -292,8 +292,7 @@ async def test_in_the_simulator_the_agent_nears_the_oracle_with_honest_intervals
     intervals than in rounds 1–5 without losing coverage, and an error far below the
     prior's and the context-blind pair mean's, near the oracle's.
 
-    The issue's goal is ≤ 1.2× the oracle's error; seeds 1–4 give 1.05–1.29× (README), so
-    this asserts the 1.35× the model holds on every seed tried, not the goal.
+    The issue's goal, ≤ 1.2× the oracle's error: seeds 1–10 give 1.07–1.18× (README).
     """
     from scripts.swarm_sim import score
     from tests.test_swarm_sim import _run
@@ -302,7 +301,7 @@ async def test_in_the_simulator_the_agent_nears_the_oracle_with_honest_intervals
     late = score([o for s in stats[15:] for o in s.outcomes])
     early = score([o for s in stats[:5] for o in s.outcomes])
     assert late.n >= 40
-    assert late.agent_mae_pp <= 1.35 * late.oracle_mae_pp, late
+    assert late.agent_mae_pp <= 1.2 * late.oracle_mae_pp, late
     assert late.agent_mae_pp < 0.75 * late.prior_mae_pp, late
     assert 70.0 <= late.coverage_pct <= 95.0, late
     assert late.width_pp < early.width_pp, (early, late)

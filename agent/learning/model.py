@@ -20,22 +20,40 @@ features of the state (``FEATURES``)::
   was not measured.
 
 **Partial pooling, shrinking to the playbook.** Each (approach, metric) pair's
-coefficients start from the playbook, ``β ~ N((1, 0, 0), diag(τ², SLOPE_SD², SLOPE_SD²))``
-with ``τ`` read from the playbook range as a 95 % interval of the mean ratio. The same
+coefficients start from the playbook, ``β ~ N((1, 0, 0), diag(τ₀², SLOPE_SD², SLOPE_SD²))``
+with ``τ₀`` read from the playbook range as a 95 % interval of the mean ratio. The same
 approach's outcomes on its *other* metrics update that prior (conjugate normal update)
-and the result is widened by ``BETWEEN_SD`` (metrics differ), which is the pair's
-prior; the pair's own outcomes update it in turn. Noise ``σ²`` is pooled the same way:
-the pair's residuals against ``NU0`` pseudo-observations of the approach's pooled
-residual variance, itself pooled against ``NU0`` of the variance across all approaches,
-itself against ``ASSUMED_SD`` (an assumption, stated). With no evidence the prediction is
-the playbook's; as evidence grows the prior's weight (``Gain.prior_weight``) falls.
+and the result is widened by ``BETWEEN_SD`` (metrics differ): the prior ``N(m₀, V₀)`` of
+the pair's coefficients across backends.
+
+**Services: a random intercept, its spread learnt.** A backend (``params.service``)
+differs from the others in what no feature measures (a far region, a query mix), so each
+service ``s`` has its own coefficients ``β_s = β + u_s``, ``u_s ~ N(0, τ²·SERVICE_SHAPE)``
+(the intercept moves; how the effect grows with miss and load is the mechanism's,
+shared). How far services sit apart, ``τ``, is not assumed but learnt from how far their
+outcomes do: its hyperprior is half-normal with scale ``SERVICE_SD`` on ``TAU_GRID``, and
+each ``τ`` is weighted by the marginal likelihood of the pair's outcomes. For each ``τ``
+the posterior is exact (closed form, from the stored sums): the other services' outcomes,
+their own deviations integrated out, inform ``β``; the service's own outcomes then inform
+``β_s`` (outcomes that named no service form one group of their own; a service with none
+gets ``β`` plus a new deviation). The ``τ``-weighted posteriors are averaged (mean and
+covariance of the mixture). So a pair whose services truly differ (batching on delivery,
+harmful for a far region) learns them apart, and one whose services differ only by the
+luck of a bimodal draw (a second cache tier that warms or not) is not split by it.
+
+**Noise** ``σ²``: the least-squares residuals *within* each service (so that what tells
+services apart is not counted as noise) against ``NU0`` pseudo-observations of the
+approach's pooled within-service variance, itself pooled against ``NU0`` of the variance
+across all approaches, itself against ``ASSUMED_SD`` (an assumption, stated). With no
+evidence the prediction is the playbook's; as evidence grows the prior's weight
+(``Gain.prior_weight``) falls.
 
 **Intervals.** The prediction in context ``x`` is ``E·x·m`` (``E`` the playbook's
 expected figure, ``m`` the posterior mean). Two intervals, never confused:
 
 - ``low``–``high``: where the NEXT single outcome lands with probability ``LEVEL``
-  (80 %): ``E·(x·m ± t·√(σ² + xᵀVx))``, ``t`` Student-t with ``NU0 + n`` degrees of
-  freedom. It stays wide for a bimodal or heavy-tailed approach, however much evidence.
+  (80 %): ``E·(x·m ± t·√(σ² + xᵀVx))``, ``t`` Student-t with the degrees of freedom
+  behind ``σ²``. It stays wide for a bimodal or heavy-tailed approach, however much evidence.
 - ``mean_low``–``mean_high``: the ``MEAN_LEVEL`` (95 %) interval of the mean effect
   here, ``E·(x·m ± z·√(xᵀVx))``: it narrows as evidence grows.
 
@@ -78,8 +96,14 @@ so a unit of miss or of load may move the ratio by ±1 (1 sd)."""
 BETWEEN_SD = 0.4
 """How far one metric's coefficients may sit from its siblings' (1 sd, per coefficient)."""
 SERVICE_SD = 0.5
-"""How far one service's coefficients may sit from the pair's across services (1 sd):
-two backends can differ in what no feature measures (a far region, a query mix)."""
+"""ASSUMED: the scale of the half-normal hyperprior of ``τ``, the sd of one service's
+intercept about the pair's (ratio units): backends differ by some ±0.4 of the playbook's
+figure a priori (the hyperprior's mean); the outcomes move it."""
+SERVICE_SHAPE = np.diag([1.0, 0.0, 0.0])
+"""Which coefficients a service's deviation moves: the intercept (what no feature measures
+shifts the effect; how it grows with miss and load is the mechanism's, shared)."""
+TAU_GRID = np.linspace(0.0, 4.0 * SERVICE_SD, 17)
+"""The values of ``τ`` averaged over: 0 (services alike) to 4 hyperprior scales."""
 NU0 = 4.0
 """Pseudo-observations the pooled noise variance counts for, at each level."""
 ASSUMED_SD = 0.6
@@ -230,10 +254,10 @@ class Fit:
     cov: np.ndarray
     s2: float
     dof: float
-    """Degrees of freedom behind ``s2`` (pseudo-observations plus outcomes)."""
+    """Degrees of freedom behind ``s2`` (pseudo-observations plus residual ones)."""
     n: int
     prior_cov: np.ndarray
-    """The covariance the pair started from (for the prior's weight)."""
+    """The covariance the service's coefficients started from (for the prior's weight)."""
 
 
 def prior_tau(approach: Approach | None) -> float:
@@ -293,36 +317,63 @@ def fit(m0: np.ndarray, v0: np.ndarray, e: Evidence, s0: float, nu0: float = NU0
     return Fit(mean=m, cov=v, s2=s2, dof=nu0 + e.n, n=e.n, prior_cov=v0)
 
 
+def _within(groups: Iterable[Evidence]) -> tuple[float, int]:
+    """(residual sum of squares, degrees of freedom) of a least-squares fit within each
+    group: the noise once each service's own coefficients are allowed for."""
+    ssr, dof = 0.0, 0
+    for e in groups:
+        s, d = _residuals(e)
+        ssr, dof = ssr + s, dof + d
+    return ssr, dof
+
+
+def _by_service(own: Evidence, named: Mapping[str, Evidence]) -> dict[str, Evidence]:
+    """A pair's evidence by service; outcomes that named none form the group ``""``."""
+    out = {s: e for s, e in sorted(named.items()) if s and e.n > 0}
+    rest = own - total(out.values())
+    if rest.n > 0:
+        out[""] = rest
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Pool:
     """Every pair's evidence, and the pooled noise it implies (computed once per state)."""
 
     by_pair: Mapping[tuple[str, str], Evidence]
-    by_service: Mapping[tuple[str, str, str], Evidence]
-    """(approach, metric, service) → that service's share of the pair's evidence."""
+    services: Mapping[tuple[str, str], Mapping[str, Evidence]]
+    """(approach, metric) → service → that service's share of the pair's evidence; ``""``
+    holds the outcomes that named no service."""
     by_approach: Mapping[str, Evidence]
     noise_by_approach: Mapping[str, float]
     noise_all: float
+    fits: dict[tuple[str, str, str], Fit] = field(default_factory=dict, compare=False)
+    """The fits made so far: a pool never changes, nor does a pair's fit on a service."""
 
 
 def pool(
     by_pair: Mapping[tuple[str, str], Evidence],
     by_service: Mapping[tuple[str, str, str], Evidence] | None = None,
 ) -> Pool:
-    """Pool ``by_pair``: each approach's evidence, and its residual variance (module doc)."""
+    """Pool ``by_pair`` (split by service with ``by_service``): each approach's evidence,
+    and the residual variance within services, pooled as the module doc says."""
+    named: dict[tuple[str, str], dict[str, Evidence]] = {}
+    for (approach, metric, service), e in (by_service or {}).items():
+        named.setdefault((approach, metric), {})[service] = e
+    services = {pair: _by_service(e, named.get(pair, {})) for pair, e in by_pair.items()}
     by_approach: dict[str, Evidence] = {}
-    for (approach, _), e in by_pair.items():
-        by_approach[approach] = by_approach.get(approach, NO_EVIDENCE) + e
-    ssr, n = 0.0, 0
     per: dict[str, tuple[float, int]] = {}
-    for key, e in by_approach.items():
-        per[key] = _residuals(e)
-        ssr, n = ssr + per[key][0], n + per[key][1]
+    for (approach, metric), e in by_pair.items():
+        by_approach[approach] = by_approach.get(approach, NO_EVIDENCE) + e
+        ssr, dof = _within(services[(approach, metric)].values())
+        before = per.get(approach, (0.0, 0))
+        per[approach] = (before[0] + ssr, before[1] + dof)
+    ssr, n = sum(s for s, _ in per.values()), sum(c for _, c in per.values())
     noise_all = (NU0 * ASSUMED_SD**2 + ssr) / (NU0 + n)
     noise = {k: (NU0 * noise_all + s) / (NU0 + c) for k, (s, c) in per.items()}
     return Pool(
         by_pair=dict(by_pair),
-        by_service=dict(by_service or {}),
+        services=services,
         by_approach=by_approach,
         noise_by_approach=noise,
         noise_all=noise_all,
@@ -332,9 +383,94 @@ def pool(
 EMPTY_POOL = pool({})
 
 
+def _tau_weights() -> np.ndarray:
+    """The hyperprior of ``τ`` on ``TAU_GRID``: half-normal with scale ``SERVICE_SD``."""
+    w = np.exp(-0.5 * (TAU_GRID / SERVICE_SD) ** 2)
+    return np.asarray(w / w.sum())
+
+
+def _message(e: Evidence, s2: float, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What one service's outcomes ``e`` say of the pair's coefficients once the service's
+    own deviation is integrated out, for each deviation covariance ``t[i]``: precision,
+    information vector and the log of the normalising constant.
+
+    With ``P = XᵀX/σ²``, ``h = Xᵀy/σ²`` and ``A = (I + T·P)⁻¹·T``: precision ``P − P·A·P``,
+    information ``h − P·A·h`` (Woodbury's identity without ``T⁻¹``: ``T`` may be 0).
+    """
+    p, h = e.XtX / s2, e.Xty / s2
+    eye = np.eye(K)
+    a = np.linalg.solve(eye + t @ p, t)
+    a = (a + np.swapaxes(a, -1, -2)) / 2.0
+    pap = p @ a @ p
+    q = p - (pap + np.swapaxes(pap, -1, -2)) / 2.0
+    r = h - (a @ h) @ p  # P symmetric
+    log_z = (
+        -0.5 * e.n * math.log(2.0 * math.pi * s2)
+        - 0.5 * np.linalg.slogdet(eye + t @ p)[1]
+        - 0.5 * (e.yty / s2 - (a @ h) @ h)
+    )
+    return q, r, log_z
+
+
+def _times(a: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``a[i] @ v[i]`` for every ``i`` of stacked matrices and vectors."""
+    return np.asarray(np.einsum("nij,nj->ni", a, v))
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``u[i] @ v[i]`` for every ``i`` of stacked vectors."""
+    return np.asarray(np.einsum("ni,ni->n", u, v))
+
+
+def _service_fit(
+    m0: np.ndarray, v0: np.ndarray, by_service: Mapping[str, Evidence], target: str, s2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the ``target`` service's coefficients (the module doc).
+
+    For each ``τ`` of ``TAU_GRID``, exactly: the pair's coefficients from their prior
+    ``N(m0, v0)`` and the other services' outcomes, plus the target's deviation
+    ``N(0, τ²·SERVICE_SHAPE)``, then the target's own outcomes; with the likelihood of
+    all of them. The ``τ``s are then averaged, weighted by hyperprior × likelihood.
+    """
+    t = (TAU_GRID**2)[:, None, None] * SERVICE_SHAPE
+    p0 = np.linalg.inv(v0)
+    lam = np.broadcast_to(p0, t.shape).copy()
+    eta = np.broadcast_to(p0 @ m0, (len(TAU_GRID), K)).copy()
+    log_w = np.log(_tau_weights())
+    full_lam, full_eta = lam.copy(), eta.copy()
+    for name, e in by_service.items():
+        q, r, log_z = _message(e, s2, t)
+        log_w = log_w + log_z
+        full_lam, full_eta = full_lam + q, full_eta + r
+        if name != target:
+            lam, eta = lam + q, eta + r
+    # the pair's coefficients integrated out (terms equal for every τ left out)
+    full_mean = np.linalg.solve(full_lam, full_eta[..., None])[..., 0]
+    log_w = log_w - 0.5 * np.linalg.slogdet(full_lam)[1] + 0.5 * _dot(full_eta, full_mean)
+    rest: np.ndarray = np.linalg.inv(lam)
+    means: np.ndarray = _times(rest, eta)
+    covs: np.ndarray = rest + t
+    own = by_service.get(target)
+    if own is not None:
+        precision = np.linalg.inv(covs)
+        covs = np.linalg.inv(precision + own.XtX / s2)
+        means = _times(covs, _times(precision, means) + own.Xty / s2)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    mean = w @ means
+    spread = means - mean
+    cov = np.einsum("n,nij->ij", w, covs) + np.einsum("n,ni,nj->ij", w, spread, spread)
+    return mean, (cov + cov.T) / 2.0
+
+
 def fit_pair(p: Pool, approach_key: str, metric: str, service: str | None = None) -> Fit:
-    """The pair's posterior: playbook → siblings (widened by ``BETWEEN_SD``) → its own
-    outcomes on other services (widened by ``SERVICE_SD``) → the service's own."""
+    """The coefficients of the pair on ``service`` (``None``: the outcomes that named no
+    service, or a service not seen yet when there are none): playbook → siblings (widened
+    by ``BETWEEN_SD``) → the pair's outcomes on every service (the module doc)."""
+    key = (approach_key, metric, service or "")
+    cached = p.fits.get(key)
+    if cached is not None:
+        return cached
     m0, v0 = _playbook_prior(PLAYBOOK.get(approach_key))
     own = p.by_pair.get((approach_key, metric), NO_EVIDENCE)
     siblings = p.by_approach.get(approach_key, NO_EVIDENCE) - own
@@ -342,12 +478,17 @@ def fit_pair(p: Pool, approach_key: str, metric: str, service: str | None = None
     if siblings.n > 0:
         sib = fit(m0, v0, siblings, s0)
         m0, v0 = sib.mean, sib.cov + np.eye(K) * BETWEEN_SD**2
-    mine = p.by_service.get((approach_key, metric, service or ""), NO_EVIDENCE)
-    if service is None or mine.n == 0:
-        return fit(m0, v0, own, s0)
-    rest = fit(m0, v0, own - mine, s0)
-    here = fit(rest.mean, rest.cov + np.eye(K) * SERVICE_SD**2, mine, rest.s2)
-    return dataclasses.replace(here, n=own.n, prior_cov=v0)
+    by_service = p.services.get((approach_key, metric), {})
+    ssr, dof = _within(by_service.values())
+    s2 = (NU0 * s0 + ssr) / (NU0 + dof)
+    prior_cov = v0 + float(_tau_weights() @ TAU_GRID**2) * SERVICE_SHAPE
+    if by_service:
+        mean, cov = _service_fit(m0, v0, by_service, service or "", s2)
+    else:
+        mean, cov = m0, prior_cov
+    out = Fit(mean=mean, cov=cov, s2=s2, dof=NU0 + dof, n=own.n, prior_cov=prior_cov)
+    p.fits[key] = out
+    return out
 
 
 # --- predicting ---------------------------------------------------------------------------

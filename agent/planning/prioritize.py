@@ -55,6 +55,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Literal
 
+import msgspec
+
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.analysis.catalog import MetricSpec
 from agent.learning.model import EMPTY_POOL, Context, Gain, context_of, gain
@@ -93,8 +95,9 @@ def recommendation_id(task_id: str, metric: str, approach_key: str) -> str:
 class BusinessWeights:
     """How much each business category counts; the directive's ``business_impact_weights``.
 
-    Each weight is finite and in [0, 1] and they sum to 1 (within 1e-6), so the largest
-    is at least 0.25 and ``relative`` never divides by zero.
+    Checked by the wire's one rule (``BusinessImpactWeights``), whoever gives them (a
+    directive, the settings): each weight in [0, 1], summing to 1 within 1e-6, so the
+    largest is at least 0.25 and ``relative`` never divides by zero.
     """
 
     api_performance: float = 0.35
@@ -103,11 +106,11 @@ class BusinessWeights:
     infrastructure_efficiency: float = 0.20
 
     def __post_init__(self) -> None:
-        values = [float(getattr(self, f.name)) for f in fields(self)]
-        if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values):
-            raise ValueError(f"business weights must each be in [0, 1], not {values}")
-        if abs(math.fsum(values) - 1.0) > 1e-6:
-            raise ValueError(f"business weights must sum to 1, not {math.fsum(values):g}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        try:
+            msgspec.convert(values, BusinessImpactWeights)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"business weights {values}: {exc}") from None
 
     @classmethod
     def from_wire(cls, weights: BusinessImpactWeights | None) -> BusinessWeights:
@@ -270,10 +273,26 @@ def prior(approach_key: str, f: Finding) -> Gain:
     """The playbook's figure for the approach with nothing verified (the default).
 
     The one ``Calibration`` used before anything was verified, by the plan and the
-    reports alike (``planning.recommend`` re-exports it): the model with no evidence,
-    so its interval is a predictive one at the stated level, like a calibrated one.
+    reports alike: ``rank_candidates`` (so ``prioritize`` and ``planning.recommend``,
+    which re-exports it) falls back to it when given none, the one place that default is
+    set. The model with no evidence, so its interval is a predictive one at the stated
+    level, like a calibrated one.
     """
     return gain(EMPTY_POOL, approach_key, f.metric, context_of_finding(approach_key, f))
+
+
+def does_no_good(g: Gain) -> bool:
+    """Whether verified outcomes say the approach does no good here: its calibrated
+    expected gain in this context is at or below 0.
+
+    The expected gain, not the upper end of the mean's interval: a plan recommends what
+    is expected to help, and the gain is in context (miss, load, service), so an approach
+    that hurts one backend or state stays a candidate where it is expected to help and
+    keeps being verified there. (Skipping only when the mean's whole 95 % interval lies
+    below 0, to re-try what merely looks harmful, did no better in the simulator:
+    docs/learning.md.)
+    """
+    return g.calibrated and g.expected <= 0.0
 
 
 def _harmful(g: Gain) -> str:
@@ -495,7 +514,7 @@ def rank_candidates(
         scored: list[tuple[bool, float, int, Candidate]] = []
         for position, (a, unmeasured) in enumerate(viable[f.metric]):
             gain = _gain(calibration, a, f)
-            if gain.calibrated and gain.expected <= 0.0:
+            if does_no_good(gain):
                 skipped.append(Skipped(a.key, f.metric, _harmful(gain)))
                 continue
             share = a.effort_weeks / reach[a.key]

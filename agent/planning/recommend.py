@@ -92,7 +92,7 @@ def recommend(
     findings: Iterable[Finding],
     *,
     symptoms: frozenset[str] = frozenset(),
-    calibrate: Calibration = prior,
+    calibrate: Calibration | None = None,
     sinking: Mapping[tuple[str, str], str] | None = None,
     signals: Signals = NO_SIGNALS,
     weights: BusinessWeights = DEFAULT_WEIGHTS,
