@@ -88,11 +88,6 @@ CrossingStatus = Literal[
 ]
 
 
-def _sig(x: float | None, digits: int = 6) -> float | None:
-    """A reported figure: ``series.sig`` of a finite value, None for None or non-finite."""
-    return sig(finite(x), digits)
-
-
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -139,13 +134,13 @@ class UslFit:
             reason=self.reason,
             observations=self.observations,
             points=self.points,
-            lambda_=_sig(self.lambda_),
-            sigma=_sig(self.sigma),
-            kappa=_sig(self.kappa),
-            r2=_sig(self.r2, 4),
-            peak_concurrency=_sig(self.peak_concurrency),
-            ceiling=_sig(self.ceiling),
-            max_observed_concurrency=_sig(self.max_observed_concurrency),
+            lambda_=sig(finite(self.lambda_)),
+            sigma=sig(finite(self.sigma)),
+            kappa=sig(finite(self.kappa)),
+            r2=sig(finite(self.r2), 4),
+            peak_concurrency=sig(finite(self.peak_concurrency)),
+            ceiling=sig(finite(self.ceiling)),
+            max_observed_concurrency=sig(finite(self.max_observed_concurrency)),
             peak_is_extrapolated=self.extrapolated,
             concurrency_basis=concurrency_basis,
             source=MEASURED if self.model != "none" else None,
@@ -356,11 +351,11 @@ class GrowthFit:
         """The report form: rates in % per day, six significant digits."""
         return DemandGrowth(
             model="exponential",
-            growth_pct_per_day=_sig(self.rate_per_day * 100.0),
-            stderr_pct_per_day=_sig(self.stderr * 100.0),
-            ci95_pct_per_day=[_sig(self.low * 100.0), _sig(self.high * 100.0)],
-            r2=_sig(self.r2, 4),
-            span_days=_sig(self.span_days, 4),
+            growth_pct_per_day=sig(finite(self.rate_per_day * 100.0)),
+            stderr_pct_per_day=sig(finite(self.stderr * 100.0)),
+            ci95_pct_per_day=[sig(finite(self.low * 100.0)), sig(finite(self.high * 100.0))],
+            r2=sig(finite(self.r2), 4),
+            span_days=sig(finite(self.span_days), 4),
             points=self.points,
             note=self.note,
             basis=basis,
@@ -450,9 +445,9 @@ class Projection:
 
     def to_report(self, basis: str, source: Source) -> Projected:
         return Projected(
-            expected=_sig(self.expected),
-            low=_sig(self.low),
-            high=_sig(self.high),
+            expected=sig(finite(self.expected)),
+            low=sig(finite(self.low)),
+            high=sig(finite(self.high)),
             basis=basis,
             source=source,
         )
@@ -518,18 +513,18 @@ class TriggerCrossing:
             metric=metric,
             status=self.status,
             reason=self.reason,
-            threshold=_sig(self.threshold),
+            threshold=sig(finite(self.threshold)),
             direction=self.direction,
-            current=_sig(self.current),
-            slope_per_day=_sig(self.slope_per_day),
-            p_value=_sig(self.p_value, 4),
+            current=sig(finite(self.current)),
+            slope_per_day=sig(finite(self.slope_per_day)),
+            p_value=sig(finite(self.p_value), 4),
             expected_at=_iso(self.crossing_ts),
-            expected_ts=_sig(self.crossing_ts, 10),
-            days_from_now=_sig(self.days_from_now, 4),
-            days_from_now_range=[_sig(d, 4) for d in self.range_days],
-            horizon_days=_sig(self.horizon_days),
+            expected_ts=sig(finite(self.crossing_ts), 10),
+            days_from_now=sig(finite(self.days_from_now), 4),
+            days_from_now_range=[sig(finite(d), 4) for d in self.range_days],
+            horizon_days=sig(finite(self.horizon_days)),
             samples=self.samples,
-            span_days=_sig(self.span_days, 4),
+            span_days=sig(finite(self.span_days), 4),
             source=MEASURED if measured_level else None,
             basis=f"level, slope and date from {self.samples} samples of the fleet; "
             "the threshold is the configured scaling trigger"
@@ -646,7 +641,7 @@ class _Figure:
     def to_report(self) -> Figure:
         if self.value is None:
             return Figure(value=None, reason=self.basis)
-        return Figure(value=_sig(self.value), basis=self.basis, source=MEASURED)
+        return Figure(value=sig(finite(self.value)), basis=self.basis, source=MEASURED)
 
 
 def _planned(plan_gain: Provenance | None, what: str) -> Provenance | None:
@@ -787,9 +782,9 @@ def _horizon(
 
 def _share(projected: Projection, ceiling: float) -> Projected:
     return Projected(
-        expected=_sig(_utilisation(projected.expected, ceiling)),
-        low=_sig(_utilisation(projected.low, ceiling)),
-        high=_sig(_utilisation(projected.high, ceiling)),
+        expected=sig(finite(_utilisation(projected.expected, ceiling))),
+        low=sig(finite(_utilisation(projected.low, ceiling))),
+        high=sig(finite(_utilisation(projected.high, ceiling))),
     )
 
 
@@ -810,9 +805,9 @@ def _projected_utilisation(
         if (source := _planned(plan_gain, what)) is not None:
             provenance[key] = source
     return ProjectedUtilisation(
-        ceiling_req_per_s=_sig(ceiling),
-        optimised_ceiling_req_per_s=_sig(optimised),
-        plan_gain_pct=_sig(plan_gain_pct),
+        ceiling_req_per_s=sig(finite(ceiling)),
+        optimised_ceiling_req_per_s=sig(finite(optimised)),
+        plan_gain_pct=sig(finite(plan_gain_pct)),
         current_system=_share(projected, ceiling),
         optimised_system=_share(projected, optimised),
         basis="projected req/s ÷ fitted throughput ceiling (1.0 = at the ceiling)",
@@ -989,14 +984,14 @@ def _runway(
         if source is not None and (growth is not None or key == "optimised_system"):
             provenance[key] = source
     return Runway(
-        current_system=_sig(_utilisation(rate.value, ceiling)),
-        optimised_system=_sig(_utilisation(rate.value, optimised)),
+        current_system=sig(finite(_utilisation(rate.value, ceiling))),
+        optimised_system=sig(finite(_utilisation(rate.value, optimised))),
         days_to_ceiling=None
         if growth is None
-        else _sig(_runway_days(rate.value, ceiling, growth), 4),
+        else sig(finite(_runway_days(rate.value, ceiling, growth)), 4),
         days_to_optimised_ceiling=None
         if growth is None
-        else _sig(_runway_days(rate.value, optimised, growth), 4),
+        else sig(finite(_runway_days(rate.value, optimised, growth)), 4),
         runway_basis=None
         if growth is None
         else "days until req/s at the expected growth meets the ceiling; null: not growing",

@@ -15,7 +15,7 @@ from typing import Literal
 
 from agent.analysis.bottlenecks import Finding, fmt
 from agent.analysis.catalog import MetricSpec
-from agent.learning.model import EMPTY_POOL, Gain, gain
+from agent.learning.model import Gain
 from agent.planning.playbook import Approach
 from agent.planning.prioritize import (
     DEFAULT_WEIGHTS,
@@ -55,9 +55,8 @@ APPROACHES_PER_SEVERITY: Mapping[Severity, int] = {"critical": 2, "high": 2, "me
 """How many approaches a bottleneck of each severity gets: the best two when it is serious."""
 
 
-def improvement_text(approach: Approach, spec: MetricSpec, gain: Gain | None = None) -> str:
+def improvement_text(approach: Approach, spec: MetricSpec, g: Gain) -> str:
     """What the expected range means for this metric, and where the figure comes from."""
-    g = gain or prior_gain(approach.key, spec.name)
     span = f"{fmt(g.low)}–{fmt(g.high)} %"
     expected = (
         f"(expected {fmt(g.expected)} %; {g.level * 100:.0f} % range for one outcome; "
@@ -76,11 +75,6 @@ def playbook_provenance(approach: Approach) -> dict[str, Provenance]:
     """Effort and risk are the playbook's, for every recommendation and plan item."""
     basis = f"playbook entry {approach.key}"
     return {"effort_weeks": playbook(basis), "risk": playbook(basis)}
-
-
-def prior_gain(approach_key: str, metric: str) -> Gain:
-    """The playbook's figure with no context (for text outside a plan)."""
-    return gain(EMPTY_POOL, approach_key, metric)
 
 
 def _effort(weeks: float) -> str:

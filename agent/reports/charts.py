@@ -74,10 +74,6 @@ def _t(x: str) -> str:
     return html.escape(x, quote=False)
 
 
-def _finite(x: float | None) -> float | None:
-    return None if x is None else finite(x)
-
-
 MAX_CHART_DAYS = 3_660.0
 """The longest projection drawn (ten years): the contract's horizons are 3 and 6 months."""
 
@@ -149,7 +145,7 @@ def _panels(report: AnalysisReport | PlanningReport) -> tuple[list[_Panel], list
         points = [
             (t, at, v)
             for t, v in (zip(s.timestamps, s.values, strict=False) if s is not None else [])
-            if (at := to_datetime(t)) is not None and _finite(v) is not None
+            if (at := to_datetime(t)) is not None and finite(v) is not None
         ]
         if len(points) < 2:
             without.append(name)
@@ -228,7 +224,7 @@ def metric_chart(report: AnalysisReport | PlanningReport) -> Chart:
             row=row,
             col=col,
         )
-        target = _finite(p.perf.target) if isinstance(p.perf, MetricPerformance) else None
+        target = finite(p.perf.target) if isinstance(p.perf, MetricPerformance) else None
         if target is not None:
             fig.add_trace(
                 go.Scatter(
@@ -244,7 +240,7 @@ def metric_chart(report: AnalysisReport | PlanningReport) -> Chart:
                 col=col,
             )
         detail = p.perf.trend_detail
-        slope = _finite(detail.slope_per_hour) if detail is not None else None
+        slope = finite(detail.slope_per_hour) if detail is not None else None
         if slope is not None and p.perf.trend != "unknown":
             start, end = theil_sen_line(p.ts, p.values, slope)
             fig.add_trace(
@@ -390,18 +386,18 @@ class _Demand:
 def _demand(projections: ScalabilityProjections) -> _Demand | str:
     """The demand projection to draw, or why there is none."""
     base = projections.current_baseline
-    rate, growth = _finite(base.api_requests_per_s.value), base.demand_growth
+    rate, growth = finite(base.api_requests_per_s.value), base.demand_growth
     if rate is None:
         why = base.api_requests_per_s.reason or "not in the result"
         return f"No chart: no request-rate baseline ({why})."
     horizons: dict[str, tuple[float, float]] = {}
     for label, h in (("3 months", projections.three_months), ("6 months", projections.six_months)):
-        expected = _finite(h.api_requests_per_s.expected)
+        expected = finite(h.api_requests_per_s.expected)
         if expected is None:
             reason = h.api_requests_per_s.reason or growth.reason or "not in the result"
             return f"No chart: the capacity projection needs a demand projection — {reason}."
         horizons[label] = (_days(h.days), expected)
-    g = _finite(growth.growth_pct_per_day)
+    g = finite(growth.growth_pct_per_day)
     if g is None:
         return f"No chart: demand growth unknown ({growth.reason or 'not in the result'})."
     now = to_datetime(base.window.end)
@@ -421,7 +417,7 @@ def capacity_chart(report: PlanningReport) -> Chart:
     base = projections.current_baseline
     growth = base.demand_growth
     now, rate, g = demand.now, demand.rate, demand.growth_pct_per_day
-    ci = [_finite(c) for c in growth.ci95_pct_per_day]
+    ci = [finite(c) for c in growth.ci95_pct_per_day]
     last = max(d for d, _ in demand.horizons.values()) or 182.0
     days = sorted({*(float(d) for d in range(0, int(last) + 1, 7)), last})
     days += [d for d, _ in demand.horizons.values()]
@@ -485,9 +481,9 @@ def capacity_chart(report: PlanningReport) -> Chart:
         )
     )
     model = base.capacity_model
-    ceiling = _finite(model.ceiling)
+    ceiling = finite(model.ceiling)
     after = projections.three_months.utilisation
-    optimised = _finite(after.optimised_ceiling_req_per_s)
+    optimised = finite(after.optimised_ceiling_req_per_s)
     after_source = source_label(after.provenance.get("optimised_ceiling_req_per_s"))
     for level, name, dash in (
         (
@@ -510,11 +506,11 @@ def capacity_chart(report: PlanningReport) -> Chart:
                 )
             )
     marks: list[tuple[float, str]] = []
-    meets = _finite(base.utilisation.days_to_ceiling)
+    meets = finite(base.utilisation.days_to_ceiling)
     if meets is not None:
         marks.append((meets, f"demand meets the ceiling (+{meets:.3g} d)"))
     for t in projections.scaling_triggers:
-        ahead = _finite(t.days_from_now)
+        ahead = finite(t.days_from_now)
         if t.status == "expected" and ahead is not None:
             marks.append((ahead, f"{_t(t.metric)} reaches {num(t.threshold, 4)} (+{ahead:.3g} d)"))
         elif t.status == "already_crossed":
