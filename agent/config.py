@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         description="Unanswered PINGs after which the connection counts as stale and is "
         "reconnected.",
     )
+    nats_inbox_prefix: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Subject prefix of this connection's inboxes: where its request replies, "
+        "JetStream API answers and consumer deliveries arrive (`<prefix>.<id>`). Unset = "
+        "nats-py's `_INBOX`; a server with per-user permissions gives each user its own, "
+        "e.g. `_INBOX_prometheus-backend` (deploy/nats/secure.conf).",
+    )
     nats_drain_timeout_s: float = Field(
         default=10.0,
         gt=0,
@@ -265,6 +273,14 @@ class Settings(BaseSettings):
         description="Keep KPI batches in a JetStream stream, so a restarted agent replays "
         "the last window instead of starting blind.",
     )
+    kpi_stream_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="A KPI stream shared on purpose (e.g. one the KPI tracker's operator made, "
+        "or one several agent ids read): used as it is, created when missing. Unset = the "
+        "agent's own `<PREFIX>_KPI`, which copies the batches from the stream that already "
+        "captures `swarm.kpi.backend.>` when another one does.",
+    )
     kpi_stream_max_age_s: float = Field(
         default=86_400.0,
         gt=0,
@@ -400,6 +416,19 @@ class Settings(BaseSettings):
         description="OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces; unset = the "
         "exporter's default (OTEL_EXPORTER_OTLP_* variables, else localhost:4318).",
     )
+
+    @field_validator("nats_inbox_prefix")
+    @classmethod
+    def _subject_prefix(cls, value: str | None) -> str | None:
+        """Literal subject tokens: no wildcard, no whitespace, no empty token."""
+        if value is None:
+            return None
+        for token in value.split("."):
+            if not token or not token.isascii() or not token.isprintable() or " " in token:
+                raise ValueError(f"nats_inbox_prefix {value!r} is not a subject prefix")
+            if "*" in token or ">" in token:
+                raise ValueError(f"nats_inbox_prefix {value!r} holds a wildcard")
+        return value
 
     @field_validator("targets")
     @classmethod

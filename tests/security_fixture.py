@@ -104,6 +104,22 @@ def make_certs(directory: Path) -> Certs:
     )
 
 
+ADMIN = "swarm-admin"
+"""A test-only user with every right, standing for an operator or another team's service."""
+
+
+def with_admin(text: str) -> str:
+    """``text`` with :data:`ADMIN` added to the SWARM account (password ``$SWARM_ADMIN_PASSWORD``).
+
+    The shipped config has no such user: the tests need someone other than the agent to own
+    a stream and a bucket, to show the agent cannot touch them.
+    """
+    user = f"      {{ user: {ADMIN}, password: $SWARM_ADMIN_PASSWORD }}  # test only\n"
+    text, count = re.subn(r"(\n    users: \[\n)", lambda m: m.group(1) + user, text)
+    assert count == 1
+    return text
+
+
 def render(text: str, *, store_dir: Path, certs: Certs) -> str:
     """The config with this test's store directory and certificate paths, nothing else."""
     swaps = {

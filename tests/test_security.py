@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.api import KeyValueConfig, StreamConfig
 
 from agent.config import Settings
 from agent.runtime.connection import connect, connect_options
 from agent.runtime.node import AgentNode
 from tests.payloads import encode, task
 from tests.security_fixture import (
+    ADMIN,
     BCRYPT_HASH,
     BCRYPT_PASSWORD,
     SECURE_CONF,
@@ -39,6 +42,7 @@ from tests.security_fixture import (
     passwords,
     public_key,
     render,
+    with_admin,
 )
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
@@ -47,6 +51,11 @@ AGENT = "prometheus-backend"
 VERIFICATIONS = f"swarm.verifications.{AGENT}"
 HAS_NKEYS = importlib.util.find_spec("nkeys") is not None
 NO_NKEYS = "NKey and creds logins need the optional `nkeys` package (nats-py[nkeys])"
+
+
+def inbox(user: str) -> str:
+    """The inbox prefix ``secure.conf`` lets ``user`` (and only it) subscribe under."""
+    return f"_INBOX_{user}"
 
 
 class Secure:
@@ -70,6 +79,7 @@ class Secure:
             allow_reconnect=False,
             connect_timeout=5,
             error_cb=error_cb,
+            inbox_prefix=inbox(user),
         )
 
     def agent_settings(self, state_dir: Path, **overrides: Any) -> Settings:
@@ -80,6 +90,7 @@ class Secure:
             "nats_tls_ca": self.certs.ca,
             "nats_tls_cert": self.certs.client_cert,
             "nats_tls_key": self.certs.client_key,
+            "nats_inbox_prefix": inbox(AGENT),
             "nats_start_retry_max_s": 5.0,
             "nats_drain_timeout_s": 5.0,
             "agent_id": AGENT,
@@ -102,7 +113,8 @@ async def secure(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Asyn
     env = password_env(secrets)
     secrets["kpi-tracker"] = BCRYPT_PASSWORD  # the server is given only its bcrypt hash
     env["SWARM_KPI_PASSWORD"] = BCRYPT_HASH
-    text = render(SECURE_CONF.read_text(), store_dir=directory / "js", certs=certs)
+    secrets[ADMIN] = env["SWARM_ADMIN_PASSWORD"] = passwords()[AGENT]
+    text = render(with_admin(SECURE_CONF.read_text()), store_dir=directory / "js", certs=certs)
     server = SecureServer(directory, certs, text, env=env)
     try:
         await server.start()
@@ -293,6 +305,238 @@ async def test_agent_serves_under_its_permissions_and_forgeries_are_refused(
         assert secret not in secure.server.log_text, f"{user}'s password in the server log"
 
 
+# --- inboxes are private -----------------------------------------------------------------
+
+
+def refused_subscription(errors: list[Exception], subject: str) -> bool:
+    return any(
+        f'violation for subscription to "{subject}"'.lower() in str(e).lower() for e in errors
+    )
+
+
+def refused_publish(errors: list[Exception], subject: str) -> bool:
+    return any(f'violation for publish to "{subject}"'.lower() in str(e).lower() for e in errors)
+
+
+async def test_a_member_cannot_read_or_forge_another_members_replies(
+    secure: Secure, tmp_path: Path
+) -> None:
+    helios_errors: list[Exception] = []
+    helios = await secure.client("helios", helios_errors)
+    taps: dict[str, tuple[Client, list[Exception]]] = {}
+    for user in ("athena-api", "hephaestus-backend", "kpi-tracker", AGENT):
+        errors: list[Exception] = []
+        taps[user] = (await secure.client(user, errors), errors)
+    tapped: list[Msg] = []
+    try:
+        async with AgentNode(secure.agent_settings(tmp_path / "state")) as node:
+            # where replies go: the shared prefix of old, Helios's own, the agent's own
+            wanted = ["_INBOX.>", "_INBOX_helios.>", f"_INBOX_{AGENT}.>", "*.>", ">"]
+            for user, (client, _) in taps.items():
+                for subject in wanted:
+                    if subject == f"_INBOX_{user}.>":
+                        continue  # its own: allowed, and nobody else's reply lands there
+                    await client.subscribe(subject, cb=_append(tapped))
+                await client.flush(timeout=5)
+            helios_taps = [f"_INBOX_{AGENT}.>", "_INBOX_athena-api.>", "_INBOX.>"]
+            for subject in helios_taps:
+                await helios.subscribe(subject, cb=_append(tapped))
+            await helios.flush(timeout=5)
+            await eventually(
+                lambda: (
+                    all(
+                        refused_subscription(errors, subject)
+                        for user, (_, errors) in taps.items()
+                        for subject in wanted
+                        if subject != f"_INBOX_{user}.>"
+                    )
+                    and all(refused_subscription(helios_errors, s) for s in helios_taps)
+                )
+            )
+
+            # Helios's replies reach Helios: an rpc answer (allow_responses) and a durable
+            # task's result on its reply_to (the agent's one inbox publish right)
+            reply = await helios.request(
+                f"swarm.rpc.{AGENT}.api_optimization", encode(task()), timeout=30
+            )
+            assert reply.subject.startswith("_INBOX_helios.")
+            assert json.loads(reply.data)["status"] == "completed"
+            reply_to = helios.new_inbox()
+            assert reply_to.startswith("_INBOX_helios.")
+            answers: list[Msg] = []
+            await helios.subscribe(reply_to, cb=_append(answers))
+            body = task(reply_to=reply_to)
+            await helios.jetstream().publish(
+                f"swarm.tasks.{AGENT}.api_optimization", encode(body), timeout=10
+            )
+            await eventually(lambda: bool(answers), 30)
+            assert json.loads(answers[0].data)["task_id"] == body["task_id"]
+            assert node.nc is not None
+            assert node.nc.new_inbox().startswith(f"_INBOX_{AGENT}.")
+
+            # nobody else may write into Helios's inbox: no forged answer
+            heph, heph_errors = taps["hephaestus-backend"]
+            await heph.publish(reply_to, b'{"status": "completed"}')
+            await heph.flush(timeout=5)
+            await eventually(lambda: refused_publish(heph_errors, reply_to))
+            await asyncio.sleep(0.3)  # room for anything that should not have come
+            assert len(answers) == 1
+            assert tapped == []  # no member saw a single reply of another
+    finally:
+        for client in (helios, *(c for c, _ in taps.values())):
+            await client.close()
+
+
+# --- the agent's JetStream rights stop at its own names ------------------------------------
+
+
+async def test_the_agent_cannot_delete_or_touch_streams_and_buckets_it_does_not_own(
+    secure: Secure, tmp_path: Path
+) -> None:
+    admin = await secure.client(ADMIN)
+    ajs = admin.jetstream()
+    await ajs.add_stream(StreamConfig(name="OTHER_TEAM", subjects=["other.team.>"]))
+    await ajs.publish("other.team.x", b"theirs", timeout=10)
+    bucket = await ajs.create_key_value(KeyValueConfig(bucket="OTHER_TEAM_STATE"))
+    await bucket.put("k", b"theirs")
+    errors: list[Exception] = []
+    settings = secure.agent_settings(tmp_path)
+    nc = await connect(settings, settings.servers, on_error=lambda e: errors.append(e) or True)
+    try:
+        js = nc.jetstream(timeout=1.0)
+        attempts: dict[str, Awaitable[Any]] = {
+            "$JS.API.STREAM.DELETE.OTHER_TEAM": js.delete_stream("OTHER_TEAM"),
+            "$JS.API.STREAM.PURGE.OTHER_TEAM": js.purge_stream("OTHER_TEAM"),
+            "$JS.API.STREAM.UPDATE.OTHER_TEAM": js.update_stream(
+                StreamConfig(name="OTHER_TEAM", subjects=["other.team.>"], max_msgs=0)
+            ),
+            "$JS.API.STREAM.INFO.OTHER_TEAM": js.stream_info("OTHER_TEAM"),
+            "$JS.API.STREAM.MSG.GET.OTHER_TEAM": js.get_msg("OTHER_TEAM", 1),
+            "$JS.API.CONSUMER.CREATE.OTHER_TEAM": js.add_consumer("OTHER_TEAM"),
+            "$JS.API.STREAM.DELETE.KV_OTHER_TEAM_STATE": js.delete_key_value("OTHER_TEAM_STATE"),
+            "$JS.API.STREAM.INFO.KV_OTHER_TEAM_STATE": js.key_value("OTHER_TEAM_STATE"),
+            # a stream of its own making that would capture another's subjects
+            "$JS.API.STREAM.CREATE.SNOOP": js.add_stream(name="SNOOP", subjects=["other.team.>"]),
+            # nor its own: removing a stream is the operator's act
+            "$JS.API.STREAM.DELETE.PROMETHEUS_BACKEND_TASKS": js.delete_stream(
+                "PROMETHEUS_BACKEND_TASKS"
+            ),
+            "$JS.API.STREAM.PURGE.PROMETHEUS_BACKEND_RESULTS": js.purge_stream(
+                "PROMETHEUS_BACKEND_RESULTS"
+            ),
+        }
+        outcomes = await asyncio.gather(*attempts.values(), return_exceptions=True)
+        for subject, outcome in zip(attempts, outcomes, strict=True):
+            assert isinstance(outcome, TimeoutError), (subject, outcome)  # never answered
+        await nc.publish("$KV.OTHER_TEAM_STATE.k", b"mine")  # a write to their bucket
+        await nc.flush(timeout=5)
+        for subject in [*attempts, "$KV.OTHER_TEAM_STATE.k"]:
+            await eventually(lambda subject=subject: refused_publish(errors, subject))
+    finally:
+        await nc.close()
+    try:  # everything of theirs is as it was
+        info = await ajs.stream_info("OTHER_TEAM")
+        assert info.state.messages == 1
+        assert info.config.max_msgs != 0
+        entry = await bucket.get("k")
+        assert entry.value == b"theirs"
+        assert entry.revision == 1
+        assert "SNOOP" not in [i.config.name for i in await ajs.streams_info()]
+    finally:
+        await ajs.delete_stream("OTHER_TEAM")
+        await ajs.delete_key_value("OTHER_TEAM_STATE")
+        await admin.close()
+
+
+# --- everything the agent does, under these rights ----------------------------------------
+
+
+async def test_the_agent_works_whole_under_least_privilege(secure: Secure, tmp_path: Path) -> None:
+    """rpc, durable tasks, KPI replay, KV, learning, feedback and the monitor: nothing refused."""
+    helios = await secure.client("helios")
+    hephaestus = await secure.client("hephaestus-backend")
+    athena = await secure.client("athena-api")
+    kpi = await secure.client("kpi-tracker")
+    log_from = len(secure.server.log_text)
+    settings = secure.agent_settings(
+        tmp_path / "state", monitor_enabled=True, monitor_interval_s=1.0
+    )
+    try:
+        baselines: list[Msg] = []
+        await athena.subscribe("swarm.baselines.athena-api", cb=_append(baselines))
+        await athena.flush(timeout=5)
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        batch = {
+            "schema": "kpi_batch/v1",
+            "source": "kpi-tracker",
+            "samples": [{"metric": "api_response_time", "value": 180.0, "ts": now}],
+        }
+        async with AgentNode(settings) as node:
+            await kpi.jetstream().publish("swarm.kpi.backend.api", encode(batch), timeout=10)
+            reply = await helios.request(
+                f"swarm.rpc.{AGENT}.api_optimization", encode(task()), timeout=30
+            )
+            assert json.loads(reply.data)["status"] == "completed"
+            body = task()
+            await helios.jetstream().publish(
+                f"swarm.tasks.{AGENT}.api_optimization", encode(body), timeout=10
+            )
+            await eventually(lambda: len(baselines) >= 2, 30)
+
+            # Athena verifies a prediction of the baseline, Hephaestus reports progress on it
+            baseline = json.loads(baselines[0].data)
+            predicted = baseline["predictions"][0]
+            stamp = now
+            verdict = {
+                "schema": "verification_result/v1",
+                "verification_id": "v-least-privilege",
+                "plan_id": baseline["plan_id"],
+                "recommendation_id": predicted["recommendation_id"],
+                "metric": predicted["metric"],
+                "baseline_value": 200.0,
+                "measured_value": 150.0,
+                "verified_at": stamp,
+            }
+            await athena.jetstream().publish(
+                f"swarm.verifications.{AGENT}", encode(verdict), timeout=10
+            )
+            update = {
+                "schema": "implementation_update/v1",
+                "update_id": "u-least-privilege",
+                "plan_id": baseline["plan_id"],
+                "recommendation_id": predicted["recommendation_id"],
+                "status": "implemented",
+                "reported_at": stamp,
+            }
+            await hephaestus.jetstream().publish(
+                f"swarm.feedback.{AGENT}", encode(update), timeout=10
+            )
+            learning = node.learning
+
+            async def learned() -> bool:
+                state = await learning.snapshot()
+                progress = state.plans.get(baseline["plan_id"])
+                return (
+                    state.totals.verifications >= 1
+                    and progress is not None
+                    and ("u-least-privilege" in progress.applied_updates)
+                )
+
+            await eventually(learned, 30)
+            await learning.rebuild()  # the event log read back, message by message
+            monitor = node.monitor
+            assert monitor is not None
+            await eventually(lambda: monitor.runs >= 2, 30)
+            await eventually(lambda: node.kpi_stats.samples_accepted >= 1)  # its KPI stream
+        await asyncio.sleep(0.2)  # the server logs a refusal as it reads it
+        log = secure.server.log_text[log_from:]
+        # not one right missing: neither the agent's nor any peer's, each doing its part
+        assert [line for line in log.splitlines() if "violation" in line.lower()] == []
+    finally:
+        for client in (helios, hephaestus, athena, kpi):
+            await client.close()
+
+
 def _append(into: list[Msg]) -> Callable[[Msg], Awaitable[None]]:
     async def cb(msg: Msg) -> None:
         into.append(msg)
@@ -369,6 +613,7 @@ async def test_nkey_seed_file(certs: Certs, tmp_path: Path) -> None:
         settings = Settings(
             nats_url=server.url,
             nats_nkey_seed_file=seed_file,
+            nats_inbox_prefix=inbox(AGENT),  # the agent's rights came with the key
             nats_tls_ca=certs.ca,
             nats_tls_cert=certs.client_cert,
             nats_tls_key=certs.client_key,
@@ -430,6 +675,59 @@ def _other_seed(directory: Path) -> Path:
     path = directory / "stranger.nk"
     path.write_bytes(new_user_seed())
     return path
+
+
+async def test_kpi_batches_another_stream_captures_reach_the_agent_through_its_own_copy(
+    certs: Certs, tmp_path: Path
+) -> None:
+    """Another stream holds ``swarm.kpi.backend.>`` (another agent id's, an operator's): the
+    agent keeps ``PROMETHEUS_BACKEND_KPI`` as a copy of it, with no right on the other."""
+    secrets = passwords()
+    env = password_env(secrets)
+    secrets[ADMIN] = env["SWARM_ADMIN_PASSWORD"] = passwords()[AGENT]
+    text = render(with_admin(SECURE_CONF.read_text()), store_dir=tmp_path / "js", certs=certs)
+    server = SecureServer(tmp_path, certs, text, env=env)
+    await server.start()
+    secure = Secure(server, secrets)
+    admin = await secure.client(ADMIN)
+    kpi = await secure.client("kpi-tracker")
+    try:
+        ajs = admin.jetstream()
+        await ajs.add_stream(StreamConfig(name="TRACKER_KPI", subjects=["swarm.kpi.backend.>"]))
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        batch = {
+            "schema": "kpi_batch/v1",
+            "source": "kpi-tracker",
+            "samples": [{"metric": "api_response_time", "value": 180.0, "ts": now}],
+        }
+        await kpi.jetstream().publish("swarm.kpi.backend.api", encode(batch), timeout=10)
+        async with AgentNode(secure.agent_settings(tmp_path / "state")) as node:
+            assert node.services.kpi is not None
+            assert node.services.kpi.stream == "PROMETHEUS_BACKEND_KPI"
+            await eventually(lambda: node.kpi_stats.samples_accepted == 1)  # the replay
+            await kpi.jetstream().publish("swarm.kpi.backend.api", encode(batch), timeout=10)
+            await eventually(lambda: node.kpi_stats.samples_accepted == 2)  # and live
+        info = await ajs.stream_info("PROMETHEUS_BACKEND_KPI")
+        assert [source.name for source in info.config.sources or []] == ["TRACKER_KPI"]
+        await asyncio.sleep(0.2)
+        assert "violation" not in server.log_text.lower()
+    finally:
+        await admin.close()
+        await kpi.close()
+        await server.stop()
+
+
+# --- the inbox prefix setting ----------------------------------------------------------------
+
+
+def test_the_inbox_prefix_reaches_nats_py_and_must_be_literal() -> None:
+    assert "inbox_prefix" not in connect_options(Settings(), [])  # nats-py's own `_INBOX`
+    settings = Settings(nats_inbox_prefix=inbox(AGENT))
+    assert connect_options(settings, [])["inbox_prefix"] == "_INBOX_prometheus-backend"
+    assert Settings(nats_inbox_prefix="_INBOX.team-a").nats_inbox_prefix == "_INBOX.team-a"
+    for bad in ("_INBOX_*", "_INBOX.>", "a..b", ".a", "has space", "tab\there", "é"):
+        with pytest.raises(ValueError, match="nats_inbox_prefix"):
+            Settings(nats_inbox_prefix=bad)
 
 
 # --- secrets stay secret -----------------------------------------------------------------------

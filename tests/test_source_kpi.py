@@ -486,14 +486,36 @@ async def test_replay_reaches_back_no_further_than_the_shorter_horizon(
 
 
 @pytest.mark.nats
-async def test_the_kpi_stream_is_made_once_and_reused(
+async def test_each_agent_id_has_its_own_kpi_stream_and_one_may_be_shared_on_purpose(
     nc: Client, make_settings: Callable[..., Settings]
 ) -> None:
     js = nc.jetstream()
-    first = await ensure_kpi_stream(js, make_settings())
-    assert await ensure_kpi_stream(js, make_settings()) == first  # overlap: the owner is used
-    info = await js.stream_info(first)
-    assert "swarm.kpi.backend.>" in (info.config.subjects or [])
+    one, two = make_settings(kpi_stream=True), make_settings(kpi_stream=True)
+    first = await ensure_kpi_stream(js, one)
+    assert first == f"{one.streams_token}_KPI"  # from the agent id
+    assert await ensure_kpi_stream(js, one) == first  # made once, reused
+    # a second agent id: its own stream too, though another one captures the subjects
+    second = await ensure_kpi_stream(js, two)
+    assert second == f"{two.streams_token}_KPI"
+    owner = await js.find_stream_name_by_subject("swarm.kpi.backend.>")
+    assert owner not in (second, "")
+    info = await js.stream_info(second)
+    assert [s.name for s in info.config.sources or []] == [owner]  # a copy of it
+    assert await ensure_kpi_stream(js, two) == second
+    base = unique_base()
+    await js.publish(f"{base}.api", batch(sample(ts=time.time())), timeout=10)
+    for name in {owner, first, second}:  # in every one, the copies within milliseconds
+        for _ in range(100):
+            try:
+                await js.get_last_msg(name, f"{base}.api")
+                break
+            except nats.js.errors.NotFoundError:
+                await asyncio.sleep(0.02)
+        else:
+            raise AssertionError(f"the batch never reached {name}")
+    # shared on purpose: the named stream, as it is
+    shared = make_settings(kpi_stream=True, kpi_stream_name=first)
+    assert await ensure_kpi_stream(js, shared) == first
 
 
 @pytest.mark.nats

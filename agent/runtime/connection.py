@@ -7,6 +7,7 @@ process (``on_closed``) so a supervisor restarts it, rather than a zombie agent.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 from nats.errors import NoServersError
+from nats.js import JetStreamContext
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -41,8 +43,24 @@ def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     return ctx
 
 
+def pull_follows_inbox_prefix() -> bool:
+    """Whether this nats-py's pull consumers deliver to the connection's inbox prefix.
+
+    Before nats.py #781 (the fix of #777, after 2.12.0) ``pull_subscribe`` took ``_INBOX.``
+    whatever the connection's ``inbox_prefix``: under per-user inbox permissions every
+    fetch would be refused.
+    """
+    default = inspect.signature(JetStreamContext.pull_subscribe).parameters["inbox_prefix"]
+    return default.default is None
+
+
 def connect_options(settings: Settings, servers: list[str]) -> dict[str, Any]:
     """``nats.connect`` keyword arguments from the configuration (credentials included)."""
+    if settings.nats_inbox_prefix and not pull_follows_inbox_prefix():  # pragma: no cover
+        raise RuntimeError(
+            "nats_inbox_prefix needs a nats-py whose pull consumers use the connection's "
+            "inbox prefix (nats.py #777, fixed after 2.12.0): upgrade nats-py"
+        )
     opts: dict[str, Any] = {
         "servers": servers,
         "name": settings.agent_id,
@@ -54,6 +72,8 @@ def connect_options(settings: Settings, servers: list[str]) -> dict[str, Any]:
         "max_outstanding_pings": settings.nats_max_outstanding_pings,
         "drain_timeout": settings.nats_drain_timeout_s,
     }
+    if settings.nats_inbox_prefix:
+        opts["inbox_prefix"] = settings.nats_inbox_prefix
     if settings.nats_user:
         opts["user"] = settings.nats_user
     if settings.nats_password:

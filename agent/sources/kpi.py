@@ -37,11 +37,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import SlowConsumerError
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig, StreamSource
+from nats.js.errors import BadRequestError, NotFoundError
 
 from agent.analysis.catalog import AUXILIARY, CATALOG
 from agent.config import Settings
-from agent.runtime.streams import StreamSpec, ensure_stream
+from agent.runtime.streams import StreamSpec, ensure_stream, stream_name
 from agent.store.metric_store import LabelSet, MetricStore, label_set
 from protocols import subjects
 from protocols.codec import Envelope, ProtocolError, check_schema, read_envelope
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 SOURCE: Final = "kpi"
 """The ``source`` the store records for series written from the KPI stream."""
 STREAM_KEY: Final = "KPI"
-"""The KPI stream is ``<prefix>_KPI``."""
+"""The KPI stream is ``<prefix>_KPI`` (or ``kpi_stream_name``, shared on purpose)."""
 MAX_UNKNOWN_NAMES: Final = 256
 """How many distinct unknown metric names ``KpiStats`` remembers (all are still counted)."""
 MIN_EPOCH_S: Final = 946_684_800.0
@@ -350,13 +351,114 @@ def kpi_stream_spec(settings: Settings) -> StreamSpec:
     )
 
 
-async def ensure_kpi_stream(js: JetStreamContext, settings: Settings) -> str:
-    """Make sure a stream keeps ``swarm.kpi.backend.>``; returns its name.
+def kpi_stream_name(settings: Settings) -> str:
+    """``kpi_stream_name`` when one is shared on purpose, else the agent's own ``<prefix>_KPI``."""
+    return settings.kpi_stream_name or stream_name(settings, STREAM_KEY)
 
-    ``<prefix>_KPI`` is created when missing and only ever widened; a stream an operator
-    made that already captures the subjects is used (``ensure_stream``).
+
+async def ensure_kpi_stream(js: JetStreamContext, settings: Settings) -> str:
+    """Make sure a stream keeps ``swarm.kpi.backend.>`` for this agent; returns its name.
+
+    The stream is the agent's own ``<prefix>_KPI`` (its name from the agent id, like every
+    other), so the agent needs JetStream rights on its own names only. It captures the
+    subjects when no stream does yet; when another stream already does (a second agent id
+    on the account, or a stream an operator made) it is a copy sourced from that one, kept
+    for ``kpi_stream_max_age_s``: nobody else's stream is read. A stream shared on purpose
+    (``kpi_stream_name``) is used as it is, and created under that name when missing.
     """
-    return await ensure_stream(js, settings, kpi_stream_spec(settings))
+    spec = kpi_stream_spec(settings)
+    if settings.kpi_stream_name:
+        return await _ensure_shared(js, settings, spec, settings.kpi_stream_name)
+    own = stream_name(settings, STREAM_KEY)
+    try:
+        info = await js.stream_info(own)
+    except NotFoundError:
+        owner = await _capturing_stream(js)
+        if owner is not None:
+            return await _copy_from(js, settings, spec, own, owner)
+    else:
+        if info.config.sources:  # a copy made earlier: follow the stream that captures now
+            return await _follow(js, info.config, own)
+    name = await ensure_stream(js, settings, spec)  # creates or widens the agent's own
+    if name != own:  # another agent made its stream meanwhile
+        return await _copy_from(js, settings, spec, own, name)
+    return own
+
+
+async def _capturing_stream(js: JetStreamContext) -> str | None:
+    try:
+        name: str = await js.find_stream_name_by_subject(subjects.KPI_ALL)
+    except NotFoundError:
+        return None
+    return name
+
+
+async def _copy_from(
+    js: JetStreamContext, settings: Settings, spec: StreamSpec, own: str, owner: str
+) -> str:
+    """Make ``own`` a copy of the KPI subjects of ``owner``, from as far back as it keeps."""
+    config = spec.config(settings)
+    config.subjects = None
+    since = datetime.fromtimestamp(time.time() - settings.kpi_stream_max_age_s, UTC)
+    config.sources = [
+        StreamSource(name=owner, filter_subject=spec.subjects[0], opt_start_time=since)
+    ]
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.stream_info(own)  # made by a replica of this agent meanwhile: fine
+        return own
+    log.info("stream %s created: a copy of %s from stream %s", own, spec.subjects[0], owner)
+    await _until_copying(js, own)
+    return own
+
+
+async def _until_copying(js: JetStreamContext, name: str, timeout: float = 5.0) -> None:
+    """Wait (bounded) until the server copies into ``name``: from then on a batch published
+    is in the copy within milliseconds (setting the copy up takes the server ~0.2 s)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        sources = (await js.stream_info(name)).sources or []
+        if sources and all(s.active is not None and s.active >= 0 for s in sources):
+            return
+        await asyncio.sleep(0.05)
+    log.warning("stream %s is not copying yet after %.0f s; it will catch up", name, timeout)
+
+
+async def _follow(js: JetStreamContext, config: StreamConfig, own: str) -> str:
+    """Keep the copy ``own`` sourced from the stream that captures the KPI subjects now."""
+    owner = await _capturing_stream(js)
+    sources = config.sources or []
+    if owner is not None and any(s.name == owner for s in sources):
+        return own
+    if owner is None:  # the stream it copied is gone: capture the subjects itself
+        config.sources, config.subjects = None, [subjects.KPI_ALL]
+        log.warning("stream %s now captures %s itself: no other stream does", own, subjects.KPI_ALL)
+    else:
+        since = datetime.fromtimestamp(time.time() - (config.max_age or 0), UTC)
+        config.sources = [
+            StreamSource(name=owner, filter_subject=subjects.KPI_ALL, opt_start_time=since)
+        ]
+        log.warning("stream %s now copies %s from stream %s", own, subjects.KPI_ALL, owner)
+    await js.update_stream(config)
+    if owner is not None:
+        await _until_copying(js, own)
+    return own
+
+
+async def _ensure_shared(
+    js: JetStreamContext, settings: Settings, spec: StreamSpec, name: str
+) -> str:
+    """The KPI stream ``name`` shared on purpose: as it is, or created with the KPI subjects."""
+    try:
+        await js.stream_info(name)
+    except NotFoundError:
+        config = spec.config(settings)
+        config.name = name
+        await js.add_stream(config)
+        log.info("stream %s created for %s (kpi_stream_name)", name, list(spec.subjects))
+    return name
 
 
 class KpiSource:
