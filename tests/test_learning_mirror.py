@@ -16,7 +16,14 @@ import pytest
 from nats.aio.client import Client
 
 from agent.config import Settings
-from agent.learning.state import LearningState, PlanProgress, Totals, plan_key, summary_key
+from agent.learning.state import (
+    LearningState,
+    PlanProgress,
+    Totals,
+    apply_plan_issued,
+    plan_key,
+    summary_key,
+)
 from agent.runtime import learning
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.kv import open_bucket
@@ -65,6 +72,12 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> 
         await asyncio.sleep(0.05)
 
 
+async def issue(store: LearningStore, plan_id: str, items: int) -> None:
+    """A plan logged (the answer's path) and counted (``PlanCounter``'s fold)."""
+    await store.plan_issued(plan_id, items)
+    await store.count_plans(lambda t: apply_plan_issued(t, plan_id, items))
+
+
 def plan_value(plan_id: str) -> bytes:
     return msgspec.json.encode(PlanProgress(plan_id=plan_id, statuses={"rec": "accepted"}))
 
@@ -82,8 +95,8 @@ async def test_the_mirror_equals_the_direct_read_through_writes_deletes_and_a_re
     )
     async with mirrored(nc, settings) as store:
         steps: list[Callable[[], Awaitable[object]]] = [
-            lambda: store.plan_issued("plan-1", 2),
-            lambda: store.plan_issued("plan-2", 1),
+            lambda: issue(store, "plan-1", 2),
+            lambda: issue(store, "plan-2", 1),
             lambda: store.verification(verification("v-1", "rec-1", 100, 60), predictions),
             lambda: store.verification(verification("v-2", "rec-2", 100, 80), predictions),
             lambda: store.verification(verification("v-1", "rec-1", 100, 60), predictions),
@@ -164,15 +177,15 @@ async def test_a_write_by_another_replica_is_seen_at_once(
     async with mirrored(nc, settings) as reader:
         await from_mirror(reader)  # the initial values are in
         for i in range(20):
-            await writer.plan_issued(f"plan-{i}", 1)
+            await issue(writer, f"plan-{i}", 1)
             assert (await from_mirror(reader)).totals.plans_issued == i + 1
             await writer.update(update(f"u-{i}", "rec-1", "in_progress", hours=i), predictions)
             assert (await from_mirror(reader)).totals.updates == i + 1
         # and the other way round: both replicas mirror, each sees the other's last write
         async with mirrored(nc, settings) as other:
-            await other.plan_issued("plan-last", 1)
+            await issue(other, "plan-last", 1)
             assert (await from_mirror(reader)).totals.plans_issued == 21
-            await reader.plan_issued("plan-last-but-one", 1)
+            await issue(reader, "plan-last-but-one", 1)
             assert (await from_mirror(other)).totals.plans_issued == 22
 
 
@@ -218,12 +231,12 @@ async def test_without_a_running_mirror_the_snapshot_reads_directly(
 ) -> None:
     settings = make_settings()
     async with mirrored(nc, settings) as store:
-        await store.plan_issued("plan-1", 1)
+        await issue(store, "plan-1", 1)
         assert (await from_mirror(store)).totals.plans_issued == 1
     # stopped: no watcher, still the right state (written after the stop, too)
     assert store.mirror is not None
     assert not store.mirror.running
-    await store.plan_issued("plan-2", 1)
+    await issue(store, "plan-2", 1)
     await store.kv.put(plan_key("plan-2"), plan_value("plan-2"))
     state = await store.snapshot()
     assert state.totals.plans_issued == 2
@@ -242,7 +255,7 @@ async def test_without_a_running_mirror_the_snapshot_reads_directly(
     store.start()
     try:
         for i in range(3, 6):
-            await store.plan_issued(f"plan-{i}", 1)
+            await issue(store, f"plan-{i}", 1)
             assert (await store.snapshot()).totals.plans_issued == i
         behind = [r for r in caplog.records if "reading the bucket directly" in r.getMessage()]
         assert len(behind) == 1

@@ -12,6 +12,7 @@ import pytest
 from nats.aio.client import Client
 
 from agent.config import Settings
+from agent.learning.state import plan_key
 from agent.runtime.node import AgentNode
 from tests import synthetic
 from tests.payloads import encode, iso, task
@@ -69,10 +70,15 @@ async def test_planning_publishes_one_plan_and_one_baseline(
         assert baseline["plan_id"] == plan["plan_id"]
         redis = baseline["metrics"]["redis_cache_hit"]
         assert redis["value"] == pytest.approx(report["performance"]["redis_cache_hit"]["current"])
+        # every prediction of the plan in one value, keyed by the plan
+        stored = json.loads((await predictions.get(plan_key(plan["plan_id"]))).value)
+        assert stored["plan_id"] == plan["plan_id"]
+        by_id = {p["recommendation_id"]: p for p in stored["predictions"]}
+        assert set(by_id) == {p["recommendation_id"] for p in baseline["predictions"]}
         for prediction in baseline["predictions"]:
-            stored = json.loads((await predictions.get(prediction["recommendation_id"])).value)
-            assert stored["expected_value"] == prediction["expected_value"]
-            assert stored["plan_id"] == plan["plan_id"]
+            kept = by_id[prediction["recommendation_id"]]
+            assert kept["expected_value"] == prediction["expected_value"]
+            assert kept["plan_id"] == plan["plan_id"]
         # a plan every number of which comes from the data or the playbook
         assert report["plan_type"] == "strategic_backend_optimization"
         assert plan_order(result)[0] == "redis_cache_hit"  # 78 % vs 95 %: critical

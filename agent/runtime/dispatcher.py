@@ -2,12 +2,30 @@
 
 Order matters and is the contract's: a body that cannot be read is refused before
 anything else; a valid task already answered is answered again with the stored bytes
-(redelivery and duplicates never make a second, different result); only then are the
-deadline checked and the strategy run. Every refusal is dead-lettered with the original
-bytes; the process never dies of input.
+(redelivery and duplicates never make a second, different result). Every refusal is
+dead-lettered with the original bytes; the process never dies of input.
 
 The work itself is the ``TaskHandler``'s (decode, strategy, outputs); this module stores
-the answer once per task id and sends it, outputs first, through the ``Outbox``.
+the answer once per task id and sends it through the ``Outbox``. What an answer costs,
+in acknowledged round trips (each a batch of writes awaited together):
+
+1. the claim (``TaskRecords.claim``, a KV create): the task is not read first — the
+   create fails when an answer is stored already, and only then is that one read. (A
+   duplicate is thus computed again before it is recognised: the price of sparing every
+   other task a read. An expired deadline or a failing strategy reads first, so they are
+   never refused or dead-lettered for a task that was answered.)
+2. the plan's predictions (one KV value), when the report recommends: stored before the
+   baseline that lets Athena verify them goes out;
+3. everything else at once: plan, baseline, the plan-issued event and the result.
+
+Nothing marks the answer "published" afterwards. A claim found by a later delivery
+(redelivery after a crash, a duplicate, a second replica) is sent again in full while it
+is younger than the streams' duplicate window (less a margin): ``Nats-Msg-Id`` stores
+each message once, and an answer a crash cut short is completed. An older one is only
+replied with: re-sent, it would be stored twice. The one answer this can leave unsent
+is one whose agent died between its claim and its last ack *and* that nothing delivered
+again for the whole window — a durable task is redelivered after ``ack_wait`` by any
+running replica, and an rpc caller retries at once, both well within it.
 """
 
 from __future__ import annotations
@@ -15,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -23,7 +42,7 @@ from agent.runtime.counters import Counters
 from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.handler import Clock, TaskHandler, configured_context, utc_now
 from agent.runtime.inbound import Inbound, Refusal, token_or
-from agent.runtime.outbox import Outbox, Output, Prediction
+from agent.runtime.outbox import Outbox, Output, first
 from agent.runtime.publisher import Publisher
 from agent.runtime.task_records import TaskRecord, TaskRecords
 from agent.strategies import Report
@@ -48,6 +67,38 @@ log = logging.getLogger(__name__)
 
 UNREADABLE_TASK_ID = "-"
 """``task_id`` of an rpc reply to a body whose task id could not be read (never stored)."""
+RESEND_MARGIN_S = 60.0
+"""Of the duplicate window, what a re-send leaves unused (at most half of it): clock skew
+between replicas, and the time between a claim and its publishes."""
+
+
+def resend_within(duplicate_window_s: float) -> float:
+    """How old a claim may be for its answer to be sent again safely: the duplicate window
+    (the shortest of the streams an answer goes to) less ``RESEND_MARGIN_S``."""
+    return max(0.0, duplicate_window_s - min(RESEND_MARGIN_S, duplicate_window_s / 2))
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """What the answers this agent stored cost on the bus (``$SRV.STATS``, ``writes``)."""
+
+    answers: int = 0
+    """Answers claimed by this agent and sent."""
+    acked_writes: int = 0
+    """Their acknowledged writes: claim, outputs and result."""
+    acked_round_trips: int = 0
+    """Their sequential waits for acknowledgements (writes awaited together count once)."""
+    resent: int = 0
+    """Answers found claimed and sent again (within the duplicate window)."""
+    replied_only: int = 0
+    """Answers found claimed and only replied with (sent before, or past the window)."""
+
+    def snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = asdict(self)
+        if self.answers:
+            out["acked_writes_per_answer"] = round(self.acked_writes / self.answers, 3)
+            out["acked_round_trips_per_answer"] = round(self.acked_round_trips / self.answers, 3)
+        return out
 
 
 class Dispatcher:
@@ -64,6 +115,7 @@ class Dispatcher:
         counters: Counters,
         *,
         clock: Clock = utc_now,
+        resend_within_s: float = resend_within(600.0),
     ) -> None:
         self.agent_id = agent_id
         self.handler = handler
@@ -73,6 +125,9 @@ class Dispatcher:
         self.dead_letters = dead_letters
         self.counters = counters
         self.clock = clock
+        self.resend_within_s = resend_within_s
+        """A claim younger than this is sent again in full when found (``resend_within``)."""
+        self.writes = WriteStats()
 
     # --- entry points ----------------------------------------------------------------
 
@@ -112,8 +167,7 @@ class Dispatcher:
         error = ErrorInfo(code=refusal.code, message=refusal.message[:4000])
         now = self.clock()
         result = self._result(task_id, task_type, "failed", now, 0.0, error=error)
-        stored = await self._store(task_id, result)
-        await self._settle(task_id, task_type, stored, None)
+        await self._settle(task_id, task_type, await self._store(task_id, result), None)
 
     def overloaded(self, inbound: Inbound) -> bytes:
         """The reply when no worker is free: ``rejected``/``overloaded``, not stored, retryable."""
@@ -152,13 +206,10 @@ class Dispatcher:
     async def _answer(
         self, inbound: Inbound, request: TaskRequest, started: datetime, t0: float
     ) -> bytes:
-        stored = await self.records.get(request.task_id)
-        if stored is not None:
-            self.counters.duplicates += 1
-            log.info("task %s seen again; answering with its stored result", request.task_id)
-            return await self._settle(request.task_id, request.task_type, stored, request.reply_to)
         task_type = TaskType(request.task_type)
         if request.deadline is not None and request.deadline <= started:
+            if (stored := await self._stored(request.task_id)) is not None:
+                return await self._settle(request.task_id, task_type, stored, request.reply_to)
             refusal = Refusal(
                 ErrorCode.DEADLINE_EXCEEDED,
                 f"deadline {request.deadline.isoformat()} passed before processing started",
@@ -173,6 +224,8 @@ class Dispatcher:
         except AgentError as exc:
             error = ErrorInfo(code=exc.code, message=exc.message[:4000])
         except Exception as exc:
+            if (stored := await self._stored(request.task_id)) is not None:
+                return await self._settle(request.task_id, task_type, stored, request.reply_to)
             log.exception("strategy %s failed on task %s", task_type, request.task_id)
             refusal = Refusal(
                 ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:4000], request.task_id
@@ -187,6 +240,15 @@ class Dispatcher:
             )
         stored = await self._store(request.task_id, result, outputs)
         return await self._settle(request.task_id, task_type, stored, request.reply_to)
+
+    async def _stored(self, task_id: str) -> tuple[TaskRecord, bool] | None:
+        """The answer already stored for ``task_id`` (a read: only off the common path)."""
+        record = await self.records.get(task_id)
+        if record is None:
+            return None
+        self.counters.duplicates += 1
+        log.info("task %s seen again; answering with its stored result", task_id)
+        return record, False
 
     async def _refuse(
         self,
@@ -215,38 +277,72 @@ class Dispatcher:
 
     async def _store(
         self, task_id: str, result: TaskResult, outputs: list[Output] | None = None
-    ) -> tuple[TaskRecord, int]:
-        """Store ``result`` as the task's answer; if another was stored first, that one wins."""
+    ) -> tuple[TaskRecord, bool]:
+        """Claim ``result`` as the task's answer; if another was stored first, that one wins.
+
+        Returns the answer that counts and whether it is this one.
+        """
         payload = encode(result)
-        record, revision = await self.records.claim(task_id, payload, outputs)
-        if bytes(record.result) == payload:
+        record, won = await self.records.claim(task_id, payload, outputs)
+        if won:
             self._count_and_log(result)
         else:
             self.counters.duplicates += 1
-        return record, revision
+            log.info("task %s seen again; answering with its stored result", task_id)
+        return record, won
 
     async def _settle(
-        self, task_id: str, task_type: str, stored: tuple[TaskRecord, int], reply_to: str | None
+        self, task_id: str, task_type: str, stored: tuple[TaskRecord, bool], reply_to: str | None
     ) -> bytes:
-        """Publish the stored answer once to the results stream, and send it to ``reply_to``."""
-        record, revision = stored
+        """Send the stored answer (outputs, then the result on the results stream) unless it
+        was sent for sure, and send it to ``reply_to``.
+
+        ``won``: this agent just claimed it (one round trip so far). Otherwise it was found
+        claimed: sent again while that is safe (see the module doc), else only replied.
+        """
+        record, won = stored
         payload = bytes(record.result)
-        if not record.published:
-            # before the result (a result means all was sent), in two waves: the predictions
-            # are stored before the baseline that lets Athena verify them goes out
-            first = [o for o in record.outputs if isinstance(o, Prediction)]
-            rest = [o for o in record.outputs if not isinstance(o, Prediction)]
-            await asyncio.gather(*(self.outbox.send(o) for o in first))
-            await asyncio.gather(*(self.outbox.send(o) for o in rest))
-            await self.publisher.to_stream(
-                subjects.results(self.agent_id, task_type),
-                payload,
-                msg_id=subjects.result_msg_id(task_id),
-            )
-            await self.records.mark_published(task_id, record, revision)
+        if won:
+            trips = await self._send(task_id, task_type, record)
+            self.writes.answers += 1
+            self.writes.acked_writes += 2 + len(record.outputs)
+            self.writes.acked_round_trips += 1 + trips
+        elif self._may_resend(record):
+            await self._send(task_id, task_type, record)
+            self.writes.resent += 1
+        else:
+            self.writes.replied_only += 1
         if reply_to:
             await self.publisher.to_subject(reply_to, payload)
         return payload
+
+    def _may_resend(self, record: TaskRecord) -> bool:
+        """Whether a claimed answer found again may be sent again: every copy is deduped."""
+        if record.published:  # an earlier agent marked it sent
+            return False
+        if record.claimed_at is None:  # an earlier agent's record, never marked: not sent
+            return True
+        return time.time() - record.claimed_at < self.resend_within_s
+
+    async def _send(self, task_id: str, task_type: str, record: TaskRecord) -> int:
+        """The outputs and the result, in as few waves as the order allows; returns the waves.
+
+        The predictions go first (acknowledged before the baseline lets Athena verify
+        them); plan, baseline, plan-issued event and result go together after them.
+        """
+        before = [o for o in record.outputs if first(o)]
+        after = [o for o in record.outputs if not first(o)]
+        if before:
+            await asyncio.gather(*(self.outbox.send(o) for o in before))
+        await asyncio.gather(
+            *(self.outbox.send(o) for o in after),
+            self.publisher.to_stream(
+                subjects.results(self.agent_id, task_type),
+                bytes(record.result),
+                msg_id=subjects.result_msg_id(task_id),
+            ),
+        )
+        return 2 if before else 1
 
     # --- helpers -----------------------------------------------------------------------
 

@@ -19,9 +19,9 @@ from agent.errors import PayloadTooLarge
 from agent.learning.state import LearningState
 from agent.planning.handoff import handoff
 from agent.runtime.inbound import Inbound, Refusal
-from agent.runtime.outbox import IssuedItems, Output, PlanIssued, Prediction, Publish
+from agent.runtime.outbox import IssuedItems, Output, PlanIssued, PlanPredictionsOut, Publish
 from agent.runtime.predictions import ENCODER as PREDICTION_ENCODER
-from agent.runtime.predictions import prediction_records
+from agent.runtime.predictions import plan_predictions
 from agent.runtime.samples import SampleSource
 from agent.store import MetricStore
 from agent.strategies import Report, Strategy, TaskContext
@@ -125,15 +125,19 @@ class TaskHandler:
         return request
 
     async def context(self, request: TaskRequest, started: datetime) -> TaskContext:
-        """The strategy's context: configuration, the directive in force, what was learnt."""
+        """The strategy's context: configuration, the directive in force, what was learnt
+        (the two reads at once)."""
+        directive, learning = await asyncio.gather(
+            self.directives.in_force(started), self.learning.snapshot()
+        )
         return configured_context(
             self.settings,
             task_id=request.task_id,
             task_type=TaskType(request.task_type),
             now=started,
             params=request.params,
-            directive=await self.directives.in_force(started),
-            learning=await self.learning.snapshot(),
+            directive=directive,
+            learning=learning,
         )
 
     async def run(self, ctx: TaskContext) -> tuple[Report, list[Output]]:
@@ -151,18 +155,17 @@ class TaskHandler:
         return report, self.outputs(report, ctx.task_id, ctx.params.service)
 
     def outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:
-        """Predictions, plan, baseline and the plan's size, for a report that recommends."""
+        """The plan's predictions (one value), plan, baseline and the plan's size, for a
+        report that recommends."""
         made = handoff(report, task_id=task_id, agent_id=self.settings.agent_id, service=service)
         if made is None:
             return []
         plan, baseline = made
-        outputs: list[Output] = [
-            Prediction(
-                recommendation_id=record.recommendation_id,
-                payload=msgspec.Raw(PREDICTION_ENCODER.encode(record)),
-            )
-            for record in prediction_records(plan, baseline, task_id)
-        ]
+        predictions = plan_predictions(plan, baseline, task_id)
+        outputs: list[Output] = []
+        if predictions.predictions:
+            payload = msgspec.Raw(PREDICTION_ENCODER.encode(predictions))
+            outputs.append(PlanPredictionsOut(plan_id=plan.plan_id, payload=payload))
         outputs.append(
             Publish(
                 subject=subjects.plans(self.settings.hephaestus_id),

@@ -7,7 +7,8 @@ Two places, one truth:
   published with ``Nats-Msg-Id`` = the event id, kept without an age limit; the whole
   store can be rebuilt from it (``prometheus-backend learning rebuild``);
 - the **state** (KV bucket ``<PREFIX>_LEARNING``): per (approach, metric) the verified
-  outcomes' summary, per plan its progress, the infeasible pairs and the totals, each
+  outcomes' summary, per plan its progress, the infeasible pairs and the totals (plans
+  issued are counted from the log, off the answer path: ``PlanCounter``), each
   updated with the KV's optimistic concurrency (update at the revision read, retry on
   conflict) so replicas never lose each other's update. Every update is idempotent by
   event id, so a redelivered or duplicated message counts once.
@@ -36,14 +37,17 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from agent.config import Settings
 from agent.learning.events import (
+    FeedbackEvent,
     LearningEvent,
     VerificationEvent,
     decode_event,
@@ -102,6 +106,9 @@ class PlanIssued(msgspec.Struct, frozen=True, kw_only=True):
 
     plan_id: str
     items: int
+    deferred: bool = False
+    """Counted into the totals later, from this log (``PlanCounter``); false in markers of
+    agents that counted the plan when they logged it."""
 
 
 _PLAN_ISSUED = msgspec.json.Decoder(PlanIssued)
@@ -431,21 +438,26 @@ class LearningStore:
 
     async def verification(self, v: VerificationResult, predictions: Predictions) -> str:
         """Log and apply one verification; returns applied, duplicate, unknown or undefined."""
-        prediction = await predictions.get(v.recommendation_id)
+        prediction = await predictions.get(v.recommendation_id, v.plan_id)
         event = verification_event(v, prediction)
         await self._log("verification", event.event_id, encode_event(event))
         return await self._apply(event)
 
     async def update(self, u: ImplementationUpdate, predictions: Predictions) -> str:
-        prediction = await predictions.get(u.recommendation_id)
+        prediction = await predictions.get(u.recommendation_id, u.plan_id)
         event = feedback_event(u, prediction)
         await self._log("feedback", event.event_id, encode_event(event))
         return await self._apply(event)
 
     async def plan_issued(self, plan_id: str, items: int) -> None:
-        marker = PlanIssued(plan_id=plan_id, items=items)
+        """Log that a plan went out: one append, on the answer's path. The totals count it
+        later, off that path (``PlanCounter`` reads them back from the log)."""
+        marker = PlanIssued(plan_id=plan_id, items=items, deferred=True)
         await self._log("plan", f"p:{plan_id}", _ENC.encode(marker))
-        await self._cas(TOTALS_KEY, _TOTALS, lambda t: apply_plan_issued(t, plan_id, items))
+
+    async def count_plans(self, fold: Callable[[Totals | None], Totals]) -> None:
+        """Apply ``fold`` (plans issued, idempotent by plan id) to the totals: one write."""
+        await self._cas(TOTALS_KEY, _TOTALS, fold)
 
     async def _apply(self, event: LearningEvent) -> str:
         if isinstance(event, VerificationEvent):
@@ -467,17 +479,39 @@ class LearningStore:
                 plan_key(v.plan_id), _PLAN, lambda p: apply_plan_verification(p, outcome)
             )
             return "applied" if changed else "duplicate"
+        return await self._apply_update(event)
+
+    async def _apply_update(self, event: FeedbackEvent) -> str:
+        """An update's three writes, in the order that makes a replay complete them all.
+
+        Each write is idempotent by the update id on its own, but the infeasible pair is
+        only changed by an update its plan has not recorded yet (``apply_event``: an update
+        redelivered after a later one must not undo it). So the pair is written *before*
+        the plan records the update: a crash between any two writes leaves the plan without
+        it, and the redelivered message (the reader acks only after all three) finds it
+        fresh again and re-applies the pair — the same value, so no second change — then
+        the plan and the totals. The state equals the rebuild's (``fold``) either way.
+        """
         u = event.update
-        changed = await self._cas(TOTALS_KEY, _TOTALS, lambda t: apply_totals_update(t, event))
-        fresh = await self._cas(plan_key(u.plan_id), _PLAN, lambda p: apply_update(p, u))
         approach, metric = event.approach_key, event.metric
-        if fresh and approach and metric and u.feasibility is not None:
-            await self._cas(
-                INFEASIBLE_KEY,
-                _INFEASIBLE,
-                lambda current: apply_infeasible(current, u, approach, metric),
-            )
+        if approach and metric and u.feasibility is not None:
+            progress = await self._read(plan_key(u.plan_id), _PLAN)
+            if progress is None or u.update_id not in progress.applied_updates:
+                await self._cas(
+                    INFEASIBLE_KEY,
+                    _INFEASIBLE,
+                    lambda current: apply_infeasible(current, u, approach, metric),
+                )
+        await self._cas(plan_key(u.plan_id), _PLAN, lambda p: apply_update(p, u))
+        changed = await self._cas(TOTALS_KEY, _TOTALS, lambda t: apply_totals_update(t, event))
         return "applied" if changed else "duplicate"
+
+    async def _read(self, key: str, decoder: msgspec.json.Decoder[T]) -> T | None:
+        try:
+            entry = await self.kv.get(key)
+        except NotFoundError:  # never written, or deleted (KeyDeletedError)
+            return None
+        return decoder.decode(entry.value) if entry.value else None
 
     # --- reading it back -------------------------------------------------------------
 
@@ -613,3 +647,91 @@ def learning_readers(
         ),
         reader("FEEDBACK", subjects.feedback(agent), ImplementationUpdate, store.update),
     ]
+
+
+class PlanCounter:
+    """Counts the plans the learning log says went out into the totals, off the answer path.
+
+    One durable pull consumer of the log's ``plan`` subject, shared by the replicas; each
+    fetch (up to ``batch`` markers) is folded into the totals with one compare-and-set,
+    then acked: under load far fewer writes than plans, and the totals lag the plans
+    published by about one fetch. Markers of agents that counted inline (``deferred``
+    false) are skipped; a marker delivered again is counted once (``apply_plan_issued``
+    remembers the last ``TOTALS_IDS_CAP`` plan ids).
+    """
+
+    def __init__(self, js: JetStreamContext, settings: Settings, store: LearningStore) -> None:
+        self.js = js
+        self.store = store
+        self.subject = events_subject(settings.agent_id, "plan")
+        self.durable = f"{settings.agent_id}-plans"
+        self.batch = 64
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        sub: JetStreamContext.PullSubscription | None = None
+        while not self._stopping.is_set():
+            try:
+                if sub is None:
+                    sub = await self.js.pull_subscribe(
+                        self.subject,
+                        durable=self.durable,
+                        stream=self.store.stream,
+                        config=ConsumerConfig(
+                            ack_policy=AckPolicy.EXPLICIT,
+                            deliver_policy=DeliverPolicy.ALL,
+                            max_deliver=20,
+                            filter_subject=self.subject,
+                        ),
+                    )
+                msgs = await sub.fetch(self.batch, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except Exception as exc:
+                log.warning("reading %s failed (%r); retrying", self.subject, exc)
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+                sub = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 2.0)
+                continue
+            try:
+                await self.count(msgs)
+            except Exception:
+                log.exception("counting %d plans failed; they will be redelivered", len(msgs))
+                for msg in msgs:
+                    with contextlib.suppress(Exception):
+                        await msg.nak(delay=2.0)
+                continue
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.ack()
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def count(self, msgs: list[Msg]) -> None:
+        """Fold the deferred markers among ``msgs`` into the totals: one write at most."""
+        plans: list[PlanIssued] = []
+        for msg in msgs:
+            try:
+                marker = _PLAN_ISSUED.decode(msg.data)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                log.error("unreadable plan marker on %s; skipped", msg.subject)
+                continue
+            if marker.deferred:
+                plans.append(marker)
+        if not plans:
+            return
+
+        def fold_all(totals: Totals | None) -> Totals:
+            out = totals if totals is not None else Totals()
+            for marker in plans:
+                out = apply_plan_issued(out, marker.plan_id, marker.items)
+            return out
+
+        await self.store.count_plans(fold_all)

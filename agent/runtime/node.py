@@ -34,7 +34,7 @@ from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.handler import Clock, utc_now
 from agent.runtime.kv import open_bucket
-from agent.runtime.learning import LearningStore, learning_readers
+from agent.runtime.learning import LearningStore, PlanCounter, learning_readers
 from agent.runtime.monitor import Monitor
 from agent.runtime.pool import WorkPool
 from agent.runtime.reader import StreamReader
@@ -221,7 +221,10 @@ class AgentNode:
             dispatcher,
             self.pool,
             self.counters,
-            extra=lambda: {"kpi": self.kpi_stats.snapshot()},
+            extra=lambda: {
+                "kpi": self.kpi_stats.snapshot(),
+                "writes": dispatcher.writes.snapshot(),
+            },
         )
         stack.push_async_callback(_stop_service, service)
         consumer = TaskConsumer(
@@ -266,6 +269,7 @@ class AgentNode:
                 ),
             ),
             *((f"learning-{r.durable}", r) for r in readers),
+            ("learning-plans", PlanCounter(js, settings, services.learning)),
         ]
         monitor: Monitor | None = None
         if settings.monitor_enabled:

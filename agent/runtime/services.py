@@ -20,7 +20,7 @@ from agent.config import Settings
 from agent.runtime.counters import Counters
 from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.directives import DirectiveStore
-from agent.runtime.dispatcher import Dispatcher
+from agent.runtime.dispatcher import Dispatcher, resend_within
 from agent.runtime.handler import Clock, TaskHandler
 from agent.runtime.kv import open_bucket
 from agent.runtime.learning import LearningStore
@@ -109,6 +109,7 @@ async def open_services(
         dead_letters,
         counters,
         clock=clock,
+        resend_within_s=resend_within(await _duplicate_window(js, settings, streams)),
     )
     return Services(
         settings=settings,
@@ -127,3 +128,16 @@ async def open_services(
         dispatcher=dispatcher,
         kpi=kpi,
     )
+
+
+async def _duplicate_window(
+    js: JetStreamContext, settings: Settings, streams: Mapping[str, str]
+) -> float:
+    """The shortest duplicate window of the streams an answer is published to, as they are
+    (an operator's stream may keep another than ``duplicate_window_s``)."""
+    windows = [settings.duplicate_window_s]
+    for role in ("RESULTS", "PLANS", "BASELINES"):
+        info = await js.stream_info(streams[role])
+        if info.config.duplicate_window:
+            windows.append(float(info.config.duplicate_window))
+    return min(windows)

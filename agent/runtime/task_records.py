@@ -1,13 +1,17 @@
 """What each task was answered, in JetStream KV: the basis of "one task, one result".
 
-A task's result is stored before it is published and marked once published, so a
-redelivered or duplicated task (even after the stream's dedupe window, even on another
-replica) is answered with the same bytes and never published twice.
+A task's answer (result bytes and every output) is claimed — a KV ``create``, so exactly
+one answer per task id wins, on any replica — before anything is published. The claim is
+the only write of the record: it is never marked "published" afterwards. What a claim
+found later (a redelivery, a duplicate, a second replica) does with it is the
+dispatcher's rule (``Dispatcher._settle``): within the streams' duplicate window it sends
+everything again, which ``Nats-Msg-Id`` stores once, so an answer cut short by a crash is
+completed; after it, it only replies with the stored bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
+import time
 
 import msgspec
 from nats.js import JetStreamContext
@@ -23,9 +27,13 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     result: msgspec.Raw
     """The ``task_result/v1`` bytes exactly as first made."""
     published: bool = False
-    """Whether the results stream (and every output before it) has acknowledged it."""
+    """Set by agents before the claim carried ``claimed_at``: the results stream (and every
+    output before it) had acknowledged it. Never written now; read for older records."""
     outputs: list[Output] = []
-    """Plan, baseline and predictions of the task, sent before the result."""
+    """Plan, baseline and predictions of the task, sent with the result."""
+    claimed_at: float | None = None
+    """Epoch seconds (the claiming agent's clock) when the answer was claimed; None in
+    records of agents that marked ``published`` instead."""
 
 
 _ENC = msgspec.json.Encoder()
@@ -52,31 +60,31 @@ class TaskRecords:
         )
         return cls(kv)
 
-    async def get(self, task_id: str) -> tuple[TaskRecord, int] | None:
+    async def get(self, task_id: str) -> TaskRecord | None:
         try:
             entry = await self.kv.get(record_key(task_id))
         except NotFoundError:  # never written, or deleted (KeyDeletedError)
             return None
         if entry.value is None:
             return None
-        return _DEC.decode(entry.value), int(entry.revision or 0)
+        return _DEC.decode(entry.value)
 
     async def claim(
         self, task_id: str, result: bytes, outputs: list[Output] | None = None
-    ) -> tuple[TaskRecord, int]:
-        """Store ``result`` as the task's answer unless one is stored already; return the winner."""
-        record = TaskRecord(result=msgspec.Raw(result), outputs=outputs or [])
+    ) -> tuple[TaskRecord, bool]:
+        """Store ``result`` as the task's answer unless one is stored already.
+
+        Returns the answer that counts and whether it is this one (one acknowledged write;
+        a read only when another answer was there first).
+        """
+        record = TaskRecord(
+            result=msgspec.Raw(result), outputs=outputs or [], claimed_at=time.time()
+        )
         try:
-            revision = await self.kv.create(record_key(task_id), _ENC.encode(record))
+            await self.kv.create(record_key(task_id), _ENC.encode(record))
         except KeyWrongLastSequenceError:
             existing = await self.get(task_id)
             if existing is None:  # pragma: no cover - deleted between the two calls
                 raise
-            return existing
-        return record, revision
-
-    async def mark_published(self, task_id: str, record: TaskRecord, revision: int) -> None:
-        done = TaskRecord(result=record.result, published=True, outputs=record.outputs)
-        # another replica may have marked it first: same answer, already published
-        with contextlib.suppress(KeyWrongLastSequenceError):
-            await self.kv.update(record_key(task_id), _ENC.encode(done), last=revision)
+            return existing, False
+        return record, True

@@ -1,0 +1,142 @@
+"""What one answer costs on the bus, counted where it lands: the server's streams.
+
+Every acknowledged write of the agent is a message stored in one of its streams or KV
+buckets (a KV value is a message of the bucket's stream), so the sum of their last
+sequences before and after one rpc answer is the number of writes it made — counted by
+the server, not by the agent. The agent's own count (``$SRV.STATS`` ``writes``) must agree,
+and it alone knows how many of them it awaited one after the other (round trips). No
+timing anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+
+from agent.runtime.node import AgentNode
+from tests.payloads import task
+from tests.test_node_e2e import rpc
+
+pytestmark = pytest.mark.nats
+
+ON_TARGET = {"api_response_time": 40.0, "api_availability": 99.99, "error_rate": 0.1}
+"""An API that meets every target: nothing to recommend, no plan, no baseline."""
+
+
+async def stored(nc: Client, agent: AgentNode) -> dict[str, int]:
+    """Last sequence of each stream and bucket of the agent (its token), by name."""
+    token = agent.settings.streams_token
+    out: dict[str, int] = {}
+    for info in await nc.jetstream().streams_info():
+        name = info.config.name
+        if name.startswith((f"{token}_", f"KV_{token}_")):
+            out[name] = int(info.state.last_seq or 0)
+    return out
+
+
+def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+
+
+async def writes_stats(nc: Client, agent: AgentNode) -> dict[str, Any]:
+    msg = await nc.request(f"$SRV.STATS.{agent.settings.agent_id}", b"", timeout=5)
+    stats: dict[str, Any] = json.loads(msg.data)
+    for endpoint in stats.get("endpoints", []):
+        data = endpoint.get("data") or {}
+        if "writes" in data:
+            return dict(data["writes"])
+    return dict(stats.get("data", {}).get("writes", {}))
+
+
+async def settled(nc: Client, agent: AgentNode) -> dict[str, int]:
+    """The stored sequences once the background plan count (off the answer path) is done."""
+    last: dict[str, int] = {}
+    for _ in range(100):
+        now = await stored(nc, agent)
+        if now == last:
+            return now
+        last = now
+        await asyncio.sleep(0.1)
+    return last
+
+
+async def test_an_rpc_answer_without_recommendations_costs_two_writes(
+    nc: Client, agent: AgentNode
+) -> None:
+    body = task(params={"window": "1h", "metrics": ON_TARGET})
+    await rpc(nc, agent, task(params={"window": "1h", "metrics": ON_TARGET}))  # warm
+    before = await settled(nc, agent)
+    answer = await rpc(nc, agent, body)
+    after = await settled(nc, agent)
+    assert answer["status"] == "completed"
+    assert not answer["report"].get("recommendations")
+    token = agent.settings.streams_token
+    # the claim and the result: nothing read first, nothing marked afterwards
+    assert delta(before, after) == {f"KV_{token}_TASKS_DONE": 1, f"{token}_RESULTS": 1}
+    stats = await writes_stats(nc, agent)
+    assert stats["answers"] == 2
+    assert stats["acked_writes"] == 4
+    assert stats["acked_round_trips"] == 4  # two per answer: claim, then result
+    assert stats["acked_writes_per_answer"] <= 3
+
+
+async def test_an_rpc_answer_that_recommends_costs_three_round_trips(
+    nc: Client, agent: AgentNode
+) -> None:
+    before = await settled(nc, agent)
+    answer = await rpc(nc, agent, task())
+    after = await settled(nc, agent)
+    assert answer["status"] == "completed"
+    assert answer["report"]["recommendations"]
+    token = agent.settings.streams_token
+    on_path = {
+        f"KV_{token}_TASKS_DONE": 1,  # the claim
+        f"KV_{token}_PREDICTIONS": 1,  # every prediction of the plan, one value
+        f"{token}_PLANS": 1,
+        f"{token}_BASELINES": 1,
+        f"{token}_LEARNING": 1,  # the plan-issued event
+        f"{token}_RESULTS": 1,
+    }
+    # the totals count the plan off the answer path (PlanCounter): one more KV write
+    assert delta(before, after) == on_path | {f"KV_{token}_LEARNING": 1}
+    stats = await writes_stats(nc, agent)
+    assert stats["answers"] == 1
+    assert stats["acked_writes"] == sum(on_path.values())  # the agent's count is the server's
+    assert stats["acked_round_trips"] == 3  # claim; predictions; the rest together
+    state = await agent.learning.snapshot()
+    assert state.totals.plans_issued == 1
+
+
+async def test_a_duplicate_within_the_window_is_sent_again_and_stored_once(
+    nc: Client, agent: AgentNode
+) -> None:
+    body = task()
+    first = await rpc(nc, agent, body)
+    before = await settled(nc, agent)
+    again = await rpc(nc, agent, body)
+    after = await settled(nc, agent)
+    assert again == first
+    # re-sent (a crash may have cut the first sending short), every copy deduplicated
+    assert delta(before, after) == {f"KV_{agent.settings.streams_token}_PREDICTIONS": 1}
+    stats = await writes_stats(nc, agent)
+    assert (stats["answers"], stats["resent"], stats["replied_only"]) == (1, 1, 0)
+    assert agent.counters.duplicates == 1
+
+
+async def test_a_duplicate_past_the_window_is_only_replied_to(
+    nc: Client, agent: AgentNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = task()
+    first = await rpc(nc, agent, body)
+    monkeypatch.setattr(agent.dispatcher, "resend_within_s", 0.0)  # as if 10 min went by
+    before = await settled(nc, agent)
+    again = await rpc(nc, agent, body)
+    after = await settled(nc, agent)
+    assert again == first
+    assert delta(before, after) == {}  # a re-send could no longer be deduplicated
+    stats = await writes_stats(nc, agent)
+    assert (stats["resent"], stats["replied_only"]) == (0, 1)
