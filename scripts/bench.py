@@ -582,7 +582,7 @@ class WriteCount:
         grown = {k: v - self.before.get(k, 0) for k, v in after.items()}
         grown = {k: v for k, v in grown.items() if v}
         token = Settings(agent_id=self.agent_id).streams_token
-        off_path = grown.get(f"KV_{token}_LEARNING", 0)  # the plan count (PlanCounter)
+        off_path = grown.get(f"KV_{token}_LEARNING", 0)  # the plan count (plan_counter)
         answers = stats.get("answers", 0) - self.stats_before.get("answers", 0)
         trips = stats.get("acked_round_trips", 0) - self.stats_before.get("acked_round_trips", 0)
         own = stats.get("acked_writes", 0) - self.stats_before.get("acked_writes", 0)

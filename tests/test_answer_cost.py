@@ -101,7 +101,7 @@ async def test_an_rpc_answer_that_recommends_costs_three_round_trips(
         f"{token}_LEARNING": 1,  # the plan-issued event
         f"{token}_RESULTS": 1,
     }
-    # the totals count the plan off the answer path (PlanCounter): one more KV write
+    # the totals count the plan off the answer path (plan_counter): one more KV write
     assert delta(before, after) == on_path | {f"KV_{token}_LEARNING": 1}
     stats = await writes_stats(nc, agent)
     assert stats["answers"] == 1

@@ -17,6 +17,7 @@ from nats.aio.client import Client
 
 from agent.config import Settings
 from agent.learning.records import PredictionRecord
+from agent.learning.state import fold
 from agent.runtime.learning import LearningStore
 from agent.runtime.node import AgentNode
 from protocols import ImprovementRange
@@ -102,10 +103,17 @@ async def test_verifications_calibrate_later_predictions_and_survive_a_restart(
         assert again["verifications"] == 3
         assert again["expected_improvement_pct"]["expected"] < prior
 
-        # the whole store rebuilt from the event log equals the live one
+        # the whole store rebuilt from the event log equals the live one, once the plans
+        # counted off the answer path (plan_counter) caught up with the log
+        enc = msgspec.json.encode
+
+        async def counted() -> bool:
+            folded = fold(*await learning.events())  # the log's state, nothing written
+            return enc((await learning.snapshot()).totals) == enc(folded.totals)
+
+        await until(counted)
         live = await learning.snapshot()
         rebuilt = await learning.rebuild()
-        enc = msgspec.json.encode
         assert enc(rebuilt.summaries[("query_optimization", "api_response_time")]) == enc(
             live.summaries[("query_optimization", "api_response_time")]
         )

@@ -73,7 +73,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> 
 
 
 async def issue(store: LearningStore, plan_id: str, items: int) -> None:
-    """A plan logged (the answer's path) and counted (``PlanCounter``'s fold)."""
+    """A plan logged (the answer's path) and counted (``plan_counter``'s fold)."""
     await store.plan_issued(plan_id, items)
     await store.count_plans(lambda t: apply_plan_issued(t, plan_id, items))
 

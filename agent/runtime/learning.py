@@ -8,7 +8,7 @@ Two places, one truth:
   store can be rebuilt from it (``prometheus-backend learning rebuild``);
 - the **state** (KV bucket ``<PREFIX>_LEARNING``): per (approach, metric) the verified
   outcomes' summary, per plan its progress, the infeasible pairs and the totals (plans
-  issued are counted from the log, off the answer path: ``PlanCounter``), each
+  issued are counted from the log, off the answer path: ``plan_counter``), each
   updated with the KV's optimistic concurrency (update at the revision read, retry on
   conflict) so replicas never lose each other's update. Every update is idempotent by
   event id, so a redelivered or duplicated message counts once.
@@ -37,10 +37,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random
@@ -107,7 +105,7 @@ class PlanIssued(msgspec.Struct, frozen=True, kw_only=True):
     plan_id: str
     items: int
     deferred: bool = False
-    """Counted into the totals later, from this log (``PlanCounter``); false in markers of
+    """Counted into the totals later, from this log (``plan_counter``); false in markers of
     agents that counted the plan when they logged it."""
 
 
@@ -451,7 +449,7 @@ class LearningStore:
 
     async def plan_issued(self, plan_id: str, items: int) -> None:
         """Log that a plan went out: one append, on the answer's path. The totals count it
-        later, off that path (``PlanCounter`` reads them back from the log)."""
+        later, off that path (``plan_counter`` reads them back from the log)."""
         marker = PlanIssued(plan_id=plan_id, items=items, deferred=True)
         await self._log("plan", f"p:{plan_id}", _ENC.encode(marker))
 
@@ -649,89 +647,48 @@ def learning_readers(
     ]
 
 
-class PlanCounter:
+def plan_counter(js: JetStreamContext, settings: Settings, store: LearningStore) -> StreamReader:
     """Counts the plans the learning log says went out into the totals, off the answer path.
 
     One durable pull consumer of the log's ``plan`` subject, shared by the replicas; each
-    fetch (up to ``batch`` markers) is folded into the totals with one compare-and-set,
-    then acked: under load far fewer writes than plans, and the totals lag the plans
-    published by about one fetch. Markers of agents that counted inline (``deferred``
-    false) are skipped; a marker delivered again is counted once (``apply_plan_issued``
-    remembers the last ``TOTALS_IDS_CAP`` plan ids).
+    fetch (up to 64 markers) is folded into the totals with one compare-and-set, then
+    acked: under load far fewer writes than plans, and the totals lag the plans published
+    by about one fetch. Markers of agents that counted inline (``deferred`` false) are
+    skipped; a marker delivered again is counted once (``apply_plan_issued`` remembers the
+    last ``TOTALS_IDS_CAP`` plan ids).
     """
 
-    def __init__(self, js: JetStreamContext, settings: Settings, store: LearningStore) -> None:
-        self.js = js
-        self.store = store
-        self.subject = events_subject(settings.agent_id, "plan")
-        self.durable = f"{settings.agent_id}-plans"
-        self.batch = 64
-        self._stopping = asyncio.Event()
+    async def count(msgs: list[Msg]) -> None:
+        await _count_plans(store, msgs)
 
-    def stop(self) -> None:
-        self._stopping.set()
+    return StreamReader(
+        js,
+        stream=store.stream,
+        subject=events_subject(settings.agent_id, "plan"),
+        durable=f"{settings.agent_id}-plans",
+        on_batch=count,
+        batch=64,
+    )
 
-    async def run(self) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
-        while not self._stopping.is_set():
-            try:
-                if sub is None:
-                    sub = await self.js.pull_subscribe(
-                        self.subject,
-                        durable=self.durable,
-                        stream=self.store.stream,
-                        config=ConsumerConfig(
-                            ack_policy=AckPolicy.EXPLICIT,
-                            deliver_policy=DeliverPolicy.ALL,
-                            max_deliver=20,
-                            filter_subject=self.subject,
-                        ),
-                    )
-                msgs = await sub.fetch(self.batch, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except Exception as exc:
-                log.warning("reading %s failed (%r); retrying", self.subject, exc)
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-                sub = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 2.0)
-                continue
-            try:
-                await self.count(msgs)
-            except Exception:
-                log.exception("counting %d plans failed; they will be redelivered", len(msgs))
-                for msg in msgs:
-                    with contextlib.suppress(Exception):
-                        await msg.nak(delay=2.0)
-                continue
-            for msg in msgs:
-                with contextlib.suppress(Exception):
-                    await msg.ack()
-        if sub is not None:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
 
-    async def count(self, msgs: list[Msg]) -> None:
-        """Fold the deferred markers among ``msgs`` into the totals: one write at most."""
-        plans: list[PlanIssued] = []
-        for msg in msgs:
-            try:
-                marker = _PLAN_ISSUED.decode(msg.data)
-            except (msgspec.ValidationError, msgspec.DecodeError):
-                log.error("unreadable plan marker on %s; skipped", msg.subject)
-                continue
-            if marker.deferred:
-                plans.append(marker)
-        if not plans:
-            return
+async def _count_plans(store: LearningStore, msgs: list[Msg]) -> None:
+    """Fold the deferred markers among ``msgs`` into the totals: one write at most."""
+    plans: list[PlanIssued] = []
+    for msg in msgs:
+        try:
+            marker = _PLAN_ISSUED.decode(msg.data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            log.error("unreadable plan marker on %s; skipped", msg.subject)
+            continue
+        if marker.deferred:
+            plans.append(marker)
+    if not plans:
+        return
 
-        def fold_all(totals: Totals | None) -> Totals:
-            out = totals if totals is not None else Totals()
-            for marker in plans:
-                out = apply_plan_issued(out, marker.plan_id, marker.items)
-            return out
+    def fold_all(totals: Totals | None) -> Totals:
+        out = totals if totals is not None else Totals()
+        for marker in plans:
+            out = apply_plan_issued(out, marker.plan_id, marker.items)
+        return out
 
-        await self.store.count_plans(fold_all)
+    await store.count_plans(fold_all)

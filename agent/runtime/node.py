@@ -34,7 +34,7 @@ from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.embedded import EmbeddedServer
 from agent.runtime.handler import Clock, utc_now
 from agent.runtime.kv import open_bucket
-from agent.runtime.learning import LearningStore, PlanCounter, learning_readers
+from agent.runtime.learning import LearningStore, learning_readers, plan_counter
 from agent.runtime.monitor import Monitor
 from agent.runtime.pool import WorkPool
 from agent.runtime.reader import StreamReader
@@ -269,7 +269,7 @@ class AgentNode:
                 ),
             ),
             *((f"learning-{r.durable}", r) for r in readers),
-            ("learning-plans", PlanCounter(js, settings, services.learning)),
+            ("learning-plans", plan_counter(js, settings, services.learning)),
         ]
         monitor: Monitor | None = None
         if settings.monitor_enabled:

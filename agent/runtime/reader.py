@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Msg], Awaitable[None]]
+BatchHandler = Callable[[list[Msg]], Awaitable[None]]
 
 
 class StreamReader:
@@ -31,15 +32,21 @@ class StreamReader:
         stream: str,
         subject: str,
         durable: str,
-        handler: Handler,
+        handler: Handler | None = None,
+        on_batch: BatchHandler | None = None,
         max_deliver: int = 20,
         batch: int = 16,
     ) -> None:
+        if (handler is None) == (on_batch is None):
+            raise ValueError("a reader handles each message or each batch: give one")
         self.js = js
         self.stream = stream
         self.subject = subject
         self.durable = durable
         self.handler = handler
+        """Called per message; acked when it returns, redelivered when it raises."""
+        self.on_batch = on_batch
+        """Called per fetch: all of it acked, or all redelivered when it raises."""
         self.max_deliver = max_deliver
         self.batch = batch
         self._stopping = asyncio.Event()
@@ -75,18 +82,27 @@ class StreamReader:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 2.0)
                 continue
+            if self.on_batch is not None:
+                await _settle(msgs, self.on_batch(msgs), self.subject)
+                continue
+            assert self.handler is not None
             for msg in msgs:
-                try:
-                    await self.handler(msg)
-                except Exception:
-                    log.exception(
-                        "handling a message on %s failed; it will be redelivered", msg.subject
-                    )
-                    with contextlib.suppress(Exception):
-                        await msg.nak(delay=2.0)
-                    continue
-                with contextlib.suppress(Exception):
-                    await msg.ack()
+                await _settle([msg], self.handler(msg), self.subject)
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+
+async def _settle(msgs: list[Msg], handled: Awaitable[None], subject: str) -> None:
+    """Ack ``msgs`` once ``handled`` is done; nak them (redelivered later) when it raises."""
+    try:
+        await handled
+    except Exception:
+        log.exception("handling %d message(s) on %s failed; redelivered later", len(msgs), subject)
+        for msg in msgs:
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=2.0)
+        return
+    for msg in msgs:
+        with contextlib.suppress(Exception):
+            await msg.ack()
