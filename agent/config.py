@@ -213,6 +213,19 @@ class Settings(BaseSettings):
         "task; the rest of `max_in_flight` waits on NATS meanwhile). Under the GIL, more "
         "than one mostly contends: scale CPU with replicas.",
     )
+    inline_strategy_max_samples: int = Field(
+        default=64,
+        ge=0,
+        le=10_000,
+        description="A task judged on its own inline data of at most this many samples (its "
+        "`metrics` values and labelled `samples` together) runs its strategy on the event loop "
+        "instead of a worker thread, once a small task of its type took at most 10 ms (each "
+        "type's first runs in a thread, timed; an overrun sends the type back to threads): a "
+        "cheap task costs ~3 ms, which in a thread would hold the GIL against the loop anyway, "
+        "and the hand-off and GIL ping-pong cost the rpc path more than the strategy itself. "
+        "The loop serves no other message meanwhile, so bigger tasks, and every task judged on "
+        "the KPI store or Prometheus, still run in a thread; 0 runs every strategy in a thread.",
+    )
     rpc_queue_limit: int = Field(
         default=64, ge=0, description="rpc requests waiting for a worker before `overloaded`."
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
@@ -81,6 +82,24 @@ def configured_context(
     )
 
 
+INLINE_BUDGET_S = 0.010
+"""The longest a small task's strategy may take to be run on the event loop (``_compute``):
+about what 20 metrics of a few samples each cost; the loop serves nothing else meanwhile."""
+
+
+def inline_samples(params: TaskParams, limit: int) -> int:
+    """How many samples a task carries inline (a scalar metric is one), counted up to just
+    past ``limit``."""
+    count = len(params.samples)
+    if count > limit:
+        return count
+    for value in params.metrics.values():
+        count += len(value) if isinstance(value, list) else 1
+        if count > limit:
+            break
+    return count
+
+
 class TaskHandler:
     def __init__(
         self,
@@ -96,6 +115,8 @@ class TaskHandler:
         self.directives = directives
         self.learning = learning
         self._computing = asyncio.Semaphore(settings.max_strategy_threads)
+        self._quick: dict[TaskType, bool] = {}
+        """By task type: its last small task took at most ``INLINE_BUDGET_S`` (``_compute``)."""
 
     def decode(self, inbound: Inbound) -> TaskRequest:
         """The task a message carries, or a ``Refusal`` saying why it is none."""
@@ -150,9 +171,39 @@ class TaskHandler:
         )
         if store is not None:
             ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
+        small = store is None and self._small(ctx.params)
         async with self._computing:
-            report = await asyncio.to_thread(self.routes[ctx.task_type], ctx)
+            report = await self._compute(ctx, small)
         return report, self.outputs(report, ctx.task_id, ctx.params.service)
+
+    def _small(self, params: TaskParams) -> bool:
+        """Whether a task on its inline data is small enough to compute on the event loop
+        (``inline_strategy_max_samples``)."""
+        limit = self.settings.inline_strategy_max_samples
+        return limit > 0 and inline_samples(params, limit) <= limit
+
+    async def _compute(self, ctx: TaskContext, small: bool) -> Report:
+        """The strategy's report: on the event loop for a ``small`` task of a type whose
+        last small task took at most ``INLINE_BUDGET_S`` (the thread hand-off and the GIL
+        ping-pong with the loop cost more than such a strategy), else in a worker thread.
+
+        A type's first small task runs in a thread and is timed, so a strategy that is slow
+        whatever its data (a stub that sleeps, a pathological input) never blocks the loop
+        (heartbeats, acks, other tasks' replies) beyond one overrun, after which its type
+        goes back to threads until a small task is quick there again.
+        """
+        strategy = self.routes[ctx.task_type]
+        t0 = time.perf_counter()
+        if small and self._quick.get(ctx.task_type, False):
+            try:
+                return strategy(ctx)
+            finally:
+                if time.perf_counter() - t0 > INLINE_BUDGET_S:
+                    self._quick[ctx.task_type] = False
+        report = await asyncio.to_thread(strategy, ctx)
+        if small:
+            self._quick[ctx.task_type] = time.perf_counter() - t0 <= INLINE_BUDGET_S
+        return report
 
     def outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:
         """The plan's predictions (one value), plan, baseline and the plan's size, for a

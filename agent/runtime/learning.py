@@ -647,15 +647,22 @@ def learning_readers(
     ]
 
 
+PLAN_COUNT_LINGER_S = 0.05
+"""How long the plan counter waits after a fetch that was not full (``plan_counter``)."""
+
+
 def plan_counter(js: JetStreamContext, settings: Settings, store: LearningStore) -> StreamReader:
     """Counts the plans the learning log says went out into the totals, off the answer path.
 
     One durable pull consumer of the log's ``plan`` subject, shared by the replicas; each
     fetch (up to 64 markers) is folded into the totals with one compare-and-set, then
-    acked: under load far fewer writes than plans, and the totals lag the plans published
-    by about one fetch. Markers of agents that counted inline (``deferred`` false) are
-    skipped; a marker delivered again is counted once (``apply_plan_issued`` remembers the
-    last ``TOTALS_IDS_CAP`` plan ids).
+    acked; after a fetch that was not full it waits ``PLAN_COUNT_LINGER_S`` before the next,
+    so markers arriving one by one are counted several per write (an idle counter counts a
+    marker as soon as it arrives): under load far fewer writes than plans (each one reads
+    and rewrites the totals, whose remembered plan ids make them tens of kB), and the
+    totals lag the plans published by about one fetch and that wait. Markers of agents
+    that counted inline (``deferred`` false) are skipped; a marker delivered again is
+    counted once (``apply_plan_issued`` remembers the last ``TOTALS_IDS_CAP`` plan ids).
     """
 
     async def count(msgs: list[Msg]) -> None:
@@ -668,6 +675,7 @@ def plan_counter(js: JetStreamContext, settings: Settings, store: LearningStore)
         durable=f"{settings.agent_id}-plans",
         on_batch=count,
         batch=64,
+        linger_s=PLAN_COUNT_LINGER_S,
     )
 
 

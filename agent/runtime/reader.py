@@ -36,6 +36,7 @@ class StreamReader:
         on_batch: BatchHandler | None = None,
         max_deliver: int = 20,
         batch: int = 16,
+        linger_s: float = 0.0,
     ) -> None:
         if (handler is None) == (on_batch is None):
             raise ValueError("a reader handles each message or each batch: give one")
@@ -49,6 +50,10 @@ class StreamReader:
         """Called per fetch: all of it acked, or all redelivered when it raises."""
         self.max_deliver = max_deliver
         self.batch = batch
+        self.linger_s = linger_s
+        """After a batch that was not full, how long to wait before the next fetch, so that
+        messages arriving one by one are handled several at a time (0: fetch at once). An
+        idle reader is not delayed: its fetch waits and returns with the first message."""
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -84,6 +89,9 @@ class StreamReader:
                 continue
             if self.on_batch is not None:
                 await _settle(msgs, self.on_batch(msgs), self.subject)
+                if self.linger_s > 0 and len(msgs) < self.batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self.linger_s)
                 continue
             assert self.handler is not None
             for msg in msgs:
