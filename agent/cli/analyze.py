@@ -47,7 +47,7 @@ def analyze(settings: Settings, task_type: TaskType, params: TaskParams) -> Task
     carry the playbook's priors, marked uncalibrated.
     """
     from agent.errors import AgentError
-    from agent.runtime.dispatcher import configured_context
+    from agent.runtime.handler import configured_context
     from agent.strategies import ROUTES
 
     started = datetime.now(UTC)

@@ -19,7 +19,7 @@ from agent.analysis.slo import slo_status
 from agent.monitoring.episodes import AlertDraft, MonitorState, evaluate
 from agent.monitoring.rules import MonitorConfig, MonitorInputs
 from agent.monitoring.triggers import SCALING_TRIGGERS
-from agent.planning.capacity import trigger_crossing
+from agent.planning.capacity import scaling_crossings
 from agent.store import MetricStore
 from agent.strategies.base import TaskContext
 from agent.strategies.domain import (
@@ -163,13 +163,15 @@ def trigger_crossings(
     now: float,
     runway_days: float,
 ) -> list[TriggerCrossing]:
-    """When each catalog metric with samples is expected to cross its scaling trigger."""
-    out = []
-    for metric, threshold in triggers.items():
-        spec = CATALOG.get(metric)
-        series = store.merged(metric, window_s=window_s, end=now)
-        if spec is None or len(series) == 0:
-            continue
-        crossing = trigger_crossing(series, threshold, spec.direction, now, runway_days)
-        out.append(crossing.to_report(metric))
-    return out
+    """When each catalog metric with samples is expected to cross its scaling trigger
+    (``scaling_crossings``, the plan's own, up to now; a metric without samples says
+    nothing)."""
+    crossings = scaling_crossings(
+        store,
+        {metric: threshold for metric, threshold in triggers.items() if metric in CATALOG},
+        window_s=window_s,
+        end=now,
+        now=now,
+        horizon_days=runway_days,
+    )
+    return [c for c in crossings if c.samples > 0]

@@ -943,17 +943,42 @@ def capacity_projections(
         for days in HORIZONS.values()
     )
 
-    scaling: list[reports.TriggerCrossing] = []
+    scaling = scaling_crossings(
+        store,
+        triggers,
+        window_s=window_s,
+        end=end,
+        now=now,
+        horizon_days=horizon_days,
+        trends=trends,
+    )
+    return ScalabilityProjections(
+        current_baseline=baseline, three_months=three, six_months=six, scaling_triggers=scaling
+    )
+
+
+def scaling_crossings(
+    store: MetricStore,
+    triggers: Mapping[str, float],
+    *,
+    window_s: float,
+    end: float,
+    now: float,
+    horizon_days: float,
+    trends: Mapping[str, TrendResult] | None = None,
+) -> list[reports.TriggerCrossing]:
+    """Each trigger's crossing (``trigger_crossing``) from the fleet's merged samples over
+    ``window_s`` back from ``end``; a metric the catalog does not know is lower-is-better.
+    A plan's projections and the monitor's capacity-runway rule both read these."""
+    out: list[reports.TriggerCrossing] = []
     for metric, threshold in triggers.items():
         spec = CATALOG.get(metric)
         direction: Direction = spec.direction if spec is not None else "lower_is_better"
         series = store.merged(metric, window_s=window_s, end=end)
         trend = (trends or {}).get(metric)
         crossing = trigger_crossing(series, threshold, direction, now, horizon_days, trend)
-        scaling.append(crossing.to_report(metric))
-    return ScalabilityProjections(
-        current_baseline=baseline, three_months=three, six_months=six, scaling_triggers=scaling
-    )
+        out.append(crossing.to_report(metric))
+    return out
 
 
 def _runway(

@@ -40,7 +40,7 @@ from typing import Literal
 from agent.errors import AgentError
 from agent.runtime.counters import Counters
 from agent.runtime.dead_letters import DeadLetters
-from agent.runtime.handler import Clock, TaskHandler, configured_context, utc_now
+from agent.runtime.handler import Clock, TaskHandler, utc_now
 from agent.runtime.inbound import Inbound, Refusal, token_or
 from agent.runtime.outbox import Outbox, Output, first
 from agent.runtime.publisher import Publisher
@@ -59,9 +59,6 @@ from protocols import (
     read_envelope,
     subjects,
 )
-
-__all__ = ["Dispatcher", "configured_context"]
-"""``configured_context`` is re-exported for ``prometheus-backend analyze``."""
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -664,16 +665,12 @@ def plan_counter(js: JetStreamContext, settings: Settings, store: LearningStore)
     that counted inline (``deferred`` false) are skipped; a marker delivered again is
     counted once (``apply_plan_issued`` remembers the last ``TOTALS_IDS_CAP`` plan ids).
     """
-
-    async def count(msgs: list[Msg]) -> None:
-        await _count_plans(store, msgs)
-
     return StreamReader(
         js,
         stream=store.stream,
         subject=events_subject(settings.agent_id, "plan"),
         durable=f"{settings.agent_id}-plans",
-        on_batch=count,
+        on_batch=functools.partial(_count_plans, store),
         batch=64,
         linger_s=PLAN_COUNT_LINGER_S,
     )

@@ -97,21 +97,8 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, spec: StreamSp
             await js.update_stream(info.config)
             log.info("stream %s widened with %s", name, missing)
         return name
-    config = spec.config(settings)
     try:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_cluster_forming),
-            wait=wait_exponential(multiplier=0.2, max=5.0),
-            stop=stop_after_delay(_PLACEMENT_WAIT_S),
-            before_sleep=lambda state: log.warning(
-                "stream %s not placed yet (%s); the cluster may still be forming",
-                name,
-                state.outcome.exception() if state.outcome else None,
-            ),
-            reraise=True,
-        ):
-            with attempt:
-                await js.add_stream(config)
+        await add_stream(js, spec.config(settings))
     except BadRequestError as exc:
         if exc.err_code != _SUBJECTS_OVERLAP:
             raise
@@ -120,6 +107,24 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, spec: StreamSp
         return owner
     log.info("stream %s created for %s", name, list(spec.subjects))
     return name
+
+
+async def add_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream ``config`` describes, waiting (bounded) while a cluster forming
+    cannot place it yet; any other refusal is the caller's."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(_cluster_forming),
+        wait=wait_exponential(multiplier=0.2, max=5.0),
+        stop=stop_after_delay(_PLACEMENT_WAIT_S),
+        before_sleep=lambda state: log.warning(
+            "stream %s not placed yet (%s); the cluster may still be forming",
+            config.name,
+            state.outcome.exception() if state.outcome else None,
+        ),
+        reraise=True,
+    ):
+        with attempt:
+            await js.add_stream(config)
 
 
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> dict[str, str]:

@@ -42,7 +42,7 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from agent.analysis.catalog import AUXILIARY, CATALOG
 from agent.config import Settings
-from agent.runtime.streams import StreamSpec, ensure_stream, stream_name
+from agent.runtime.streams import StreamSpec, add_stream, ensure_stream, stream_name
 from agent.store.metric_store import LabelSet, MetricStore, label_set
 from protocols import subjects
 from protocols.codec import Envelope, ProtocolError, check_schema, read_envelope
@@ -399,18 +399,21 @@ async def _copy_from(
     """Make ``own`` a copy of the KPI subjects of ``owner``, from as far back as it keeps."""
     config = spec.config(settings)
     config.subjects = None
-    since = datetime.fromtimestamp(time.time() - settings.kpi_stream_max_age_s, UTC)
-    config.sources = [
-        StreamSource(name=owner, filter_subject=spec.subjects[0], opt_start_time=since)
-    ]
+    config.sources = _sourced_from(owner, settings.kpi_stream_max_age_s)
     try:
-        await js.add_stream(config)
+        await add_stream(js, config)
     except BadRequestError:
         await js.stream_info(own)  # made by a replica of this agent meanwhile: fine
         return own
     log.info("stream %s created: a copy of %s from stream %s", own, spec.subjects[0], owner)
     await _until_copying(js, own)
     return own
+
+
+def _sourced_from(owner: str, max_age_s: float) -> list[StreamSource]:
+    """A copy's source: the KPI subjects of ``owner``, from as far back as the copy keeps."""
+    since = datetime.fromtimestamp(time.time() - max_age_s, UTC)
+    return [StreamSource(name=owner, filter_subject=subjects.KPI_ALL, opt_start_time=since)]
 
 
 async def _until_copying(js: JetStreamContext, name: str, timeout: float = 5.0) -> None:
@@ -436,10 +439,7 @@ async def _follow(js: JetStreamContext, config: StreamConfig, own: str) -> str:
         config.sources, config.subjects = None, [subjects.KPI_ALL]
         log.warning("stream %s now captures %s itself: no other stream does", own, subjects.KPI_ALL)
     else:
-        since = datetime.fromtimestamp(time.time() - (config.max_age or 0), UTC)
-        config.sources = [
-            StreamSource(name=owner, filter_subject=subjects.KPI_ALL, opt_start_time=since)
-        ]
+        config.sources = _sourced_from(owner, config.max_age or 0.0)
         log.warning("stream %s now copies %s from stream %s", own, subjects.KPI_ALL, owner)
     await js.update_stream(config)
     if owner is not None:
@@ -456,7 +456,7 @@ async def _ensure_shared(
     except NotFoundError:
         config = spec.config(settings)
         config.name = name
-        await js.add_stream(config)
+        await add_stream(js, config)
         log.info("stream %s created for %s (kpi_stream_name)", name, list(spec.subjects))
     return name
 
