@@ -187,6 +187,28 @@ async def wait_serving(
         await asyncio.sleep(0.1)
 
 
+SLOTS = 4
+"""The agent's work slots: ``max_in_flight``, which the agents here leave at its default."""
+
+
+async def holding_tasks(nc: Client, agent_id: str, timeout: float) -> bool:
+    """Wait (bounded) until the agent holds deliveries (``in_flight`` + ``queued``) and has
+    a free slot. A pause is to make deliveries time out and come back: it must not fall in
+    the instant between two fetches, when a fast agent has answered all it fetched, nor
+    when every slot is taken, when the resumed agent acks what it holds before it fetches
+    again (a late ack of a delivery not yet redelivered is taken) and nothing comes back."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        with contextlib.suppress(nats.errors.TimeoutError, TimeoutError):
+            reply = await nc.request(f"$SRV.STATS.{agent_id}", b"", timeout=1.0)
+            endpoints = json.loads(reply.data).get("endpoints") or [{}]
+            data = endpoints[0].get("data") or {}
+            running = int(data.get("in_flight", 0))
+            if running + int(data.get("queued", 0)) > 0 and running < SLOTS:
+                return True
+    return False
+
+
 async def agent_stats(nc: Client, agent_id: str, wait: float = 0.5) -> list[dict[str, Any]]:
     """The counters of every live instance of ``agent_id`` (``$SRV.STATS`` endpoint data)."""
     inbox = nc.new_inbox()
@@ -384,6 +406,8 @@ async def run_scenario(
             procs.append(second)
             await second.start()
         else:
+            if not await holding_tasks(nc, agent_id, timeout):
+                outcome.notes.append("paused while holding no delivery")
             first.signal(signal.SIGSTOP)
             outcome.results_at_fault = await stream_count(js, results_stream)
             pause_until = asyncio.get_running_loop().time() + ack_wait * 2.5
