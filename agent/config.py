@@ -226,6 +226,15 @@ class Settings(BaseSettings):
         "The loop serves no other message meanwhile, so bigger tasks, and every task judged on "
         "the KPI store or Prometheus, still run in a thread; 0 runs every strategy in a thread.",
     )
+    strategy_processes: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Strategies run in this many worker processes, so the analysis and the bus "
+        "plumbing use separate cores and the event loop never waits on an analysis; 0 runs "
+        "them in the agent's own process (small inline tasks on the event loop, others in "
+        "threads, as `inline_strategy_max_samples` says).",
+    )
     rpc_queue_limit: int = Field(
         default=64, ge=0, description="rpc requests waiting for a worker before `overloaded`."
     )

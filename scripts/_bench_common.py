@@ -99,6 +99,18 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_of(pid: int) -> list[int]:
+    """The child processes of a live process (Linux ``/proc``; else none): the agent's
+    strategy workers, whose CPU is the agent's too."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+    return out
+
+
 def host_busy_seconds() -> float | None:
     """CPU time all processes of the machine have used (``/proc/stat``, all cores; else None):
     with the figures of our own processes, it tells how busy the machine was with others."""

@@ -63,7 +63,7 @@ from typing import Any
 import msgspec
 import nats
 import numpy as np
-from _bench_common import cpu_seconds, host_busy_seconds, start_peer
+from _bench_common import children_of, cpu_seconds, host_busy_seconds, start_peer
 from bench_reliability import AgentProcess, agent_stats, wait_serving
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -337,6 +337,9 @@ class Meter:
             used = [cpu_seconds(pid) for pid in pids]
             if all(u is not None for u in used):
                 out[role] = sum(u for u in used if u is not None)
+            workers = [cpu_seconds(c) for pid in pids for c in children_of(pid)]
+            if workers:  # the agents' strategy worker processes: their CPU is the agents'
+                out[f"{role}' strategy workers"] = sum(u for u in workers if u is not None)
         host = host_busy_seconds()
         if host is not None:
             out["host"] = host
@@ -583,15 +586,24 @@ class WriteCount:
         grown = {k: v for k, v in grown.items() if v}
         token = Settings(agent_id=self.agent_id).streams_token
         off_path = grown.get(f"KV_{token}_LEARNING", 0)  # the plan count (plan_counter)
-        answers = stats.get("answers", 0) - self.stats_before.get("answers", 0)
-        trips = stats.get("acked_round_trips", 0) - self.stats_before.get("acked_round_trips", 0)
-        own = stats.get("acked_writes", 0) - self.stats_before.get("acked_writes", 0)
+
+        def grew(key: str) -> float:
+            return stats.get(key, 0) - self.stats_before.get(key, 0)
+
+        answers, relayed = grew("answers"), grew("relayed")
+        if not (answers and relayed):
+            per: dict[str, float | None] = {"writes": None, "trips": None}
+        else:  # the claim (answer path), then the relay's writes and waves per claim
+            per = {
+                "writes": 1 + grew("relay_writes") / relayed,
+                "trips": 1 + grew("relay_waves") / relayed,
+            }
         return {
             "stored_by_stream": grown,
             "writes_per_answer": round((sum(grown.values()) - off_path) / n, 3),
             "off_path_writes_per_answer": round(off_path / n, 3),
-            "agent_writes_per_answer": round(own / answers, 3) if answers else None,
-            "round_trips_per_answer": round(trips / answers, 3) if answers else None,
+            "agent_writes_per_answer": None if per["writes"] is None else round(per["writes"], 3),
+            "round_trips_per_answer": None if per["trips"] is None else round(per["trips"], 3),
         }
 
 
@@ -600,7 +612,7 @@ async def _writes(b: Bench, agent_id: str) -> dict[str, float]:
     out: Counter[str] = Counter()
     for stats in await agent_stats(b.nc, agent_id):
         for k, v in (stats.get("writes") or {}).items():
-            if k in ("answers", "acked_writes", "acked_round_trips"):
+            if k in ("answers", "relayed", "relay_writes", "relay_waves"):
                 out[k] += v
     return dict(out)
 
@@ -622,7 +634,8 @@ def cost_rows(label: str, writes: dict[str, Any]) -> list[Row]:
             "",
             goal="≤ 3",
             met=trips is not None and trips <= 3,
-            note="writes awaited one after the other (the agent's $SRV.STATS count)",
+            note="writes awaited one after the other (the agent's $SRV.STATS count): the "
+            "claim before the reply, then the relay's waves",
         ),
     ]
 
@@ -717,6 +730,14 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
             "req/s",
             baseline_what="strategy in-process",
             at_least=0.8,
+        ),
+        ratio_row(
+            "rpc: agent CPU per answer vs the strategy alone",
+            sum(v for k, v in cpu.get("cpu_ms_per_task", {}).items() if k.startswith("agents")),
+            1000.0 / strat.rate,
+            "ms",
+            baseline_what="strategy in-process",
+            note="the agent's process and its strategy workers together: what an answer costs",
         ),
         _over_row(
             "rpc p50 minus the strategy's p50",

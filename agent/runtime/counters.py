@@ -19,3 +19,34 @@ class Counters:
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class WriteStats:
+    """What the answers cost on the bus (``$SRV.STATS``, ``writes``): on the answer path
+    (the claim) and in the relay (outputs and result, ``agent.runtime.relay``)."""
+
+    answers: int = 0
+    """Answers claimed by this agent (one acknowledged write each, awaited before the reply)."""
+    relayed: int = 0
+    """Claims whose outputs and result this agent's relay sent (any replica's claims)."""
+    relay_writes: int = 0
+    """Their acknowledged writes: outputs and result."""
+    relay_waves: int = 0
+    """Their sequential waits, per claim: 2 when the predictions go first, else 1."""
+    relay_skipped: int = 0
+    """Claims the relay found past the duplicate window: not sent again (see the relay)."""
+    resent: int = 0
+    """Claims of agents older than the relay found again and sent (never marked sent)."""
+    replied_only: int = 0
+    """Answers found claimed and only replied with (the relay sends claimed answers)."""
+
+    def snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = asdict(self)
+        if self.answers and self.relayed:
+            relay_writes = self.relay_writes / self.relayed
+            relay_waves = self.relay_waves / self.relayed
+            out["acked_writes_per_answer"] = round(1 + relay_writes, 3)
+            out["acked_round_trips_per_answer"] = round(1 + relay_waves, 3)
+            out["answer_path_round_trips_per_answer"] = 1
+        return out

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -19,11 +19,14 @@ from agent.config import Settings
 from agent.errors import PayloadTooLarge
 from agent.learning.state import LearningState
 from agent.planning.handoff import handoff
+from agent.runtime.directives import DirectiveStore, Stored
 from agent.runtime.inbound import Inbound, Refusal
+from agent.runtime.learning import LearningStore
 from agent.runtime.outbox import IssuedItems, Output, PlanIssued, PlanPredictionsOut, Publish
 from agent.runtime.predictions import ENCODER as PREDICTION_ENCODER
 from agent.runtime.predictions import plan_predictions
 from agent.runtime.samples import SampleSource
+from agent.runtime.strategy_processes import StrategyProcesses
 from agent.store import MetricStore
 from agent.strategies import Report, Strategy, TaskContext
 from protocols import (
@@ -50,8 +53,27 @@ class DirectiveSource(Protocol):
     async def in_force(self, now: datetime) -> StrategicDirective | None: ...
 
 
-class LearningSource(Protocol):
-    async def snapshot(self) -> LearningState: ...
+class ReadFailed(Exception):
+    """The directive or the learning state could not be read: the bus failed, not the task
+    (the task is not answered: redelivered, or told ``unavailable``)."""
+
+
+class Known(NamedTuple):
+    """What this agent read last: a task's strategy may start on it (``TaskHandler.run``)."""
+
+    directive: Stored
+    learning: LearningState
+    learning_seq: int
+
+
+T = TypeVar("T")
+
+
+async def _reading(reads: Awaitable[T]) -> T:
+    try:
+        return await reads
+    except Exception as exc:
+        raise ReadFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
 def configured_context(
@@ -106,15 +128,23 @@ class TaskHandler:
         settings: Settings,
         routes: Mapping[TaskType, Strategy],
         samples: SampleSource,
-        directives: DirectiveSource,
-        learning: LearningSource,
+        directives: DirectiveStore,
+        learning: LearningStore,
+        processes: StrategyProcesses | None = None,
     ) -> None:
         self.settings = settings
         self.routes = routes
         self.samples = samples
         self.directives = directives
         self.learning = learning
-        self._computing = asyncio.Semaphore(settings.max_strategy_threads)
+        self.processes = processes
+        """Worker processes that run the strategies; None: this process does (``_compute``)."""
+        self._computing = asyncio.Semaphore(
+            processes.capacity if processes is not None else settings.max_strategy_threads
+        )
+        self.reruns = 0
+        """Tasks whose strategy ran again: the directive or the learning state changed
+        between what this agent had read last and the task's start."""
         self._quick: dict[TaskType, bool] = {}
         """By task type: its last small task took at most ``INLINE_BUDGET_S`` (``_compute``)."""
 
@@ -145,12 +175,73 @@ class TaskHandler:
             )
         return request
 
-    async def context(self, request: TaskRequest, started: datetime) -> TaskContext:
-        """The strategy's context: configuration, the directive in force, what was learnt
-        (the two reads at once)."""
+    async def run(self, request: TaskRequest, started: datetime) -> tuple[Report, list[Output]]:
+        """The strategy's report on the task and the outputs it calls for, with the directive
+        in force and what was learnt as they stood when the task started.
+
+        Those two reads are a round trip; the strategy does not wait for it when this agent
+        read them before: it starts on what it read last (``_known``) while the reads
+        ``confirm`` that nothing was written since, and runs again on the new values when
+        something was (a directive, a learning write between two tasks: rare).
+
+        Raises ``ReadFailed`` when the reads fail (the bus, not the task), else what the
+        sources and the strategy raise (``AgentError``: the task failed).
+        """
+        known = self._known()
+        if known is None:
+            directive, learning = await _reading(self._read(started))
+            return await self._run(self._context(request, started, directive, learning))
+        check = asyncio.ensure_future(_reading(self._confirm(known, started)))
+        try:
+            guess = self._context(
+                request, started, known.directive.in_force(started), known.learning
+            )
+            try:
+                out = await self._run(guess)
+            except Exception:
+                if (fresh := await check) is None:
+                    raise
+                return await self._run(self._context(request, started, *fresh))
+            if (fresh := await check) is None:
+                return out
+            self.reruns += 1
+            return await self._run(self._context(request, started, *fresh))
+        finally:
+            check.cancel()
+
+    def _known(self) -> Known | None:
+        """What this agent read last of the directive and the learning state, or None."""
+        directive = self.directives.known
+        learning = self.learning.current()
+        if directive is None or learning is None:
+            return None
+        return Known(directive, *learning)
+
+    async def _read(self, started: datetime) -> tuple[StrategicDirective | None, LearningState]:
+        """The directive in force and what was learnt (the two reads at once)."""
         directive, learning = await asyncio.gather(
             self.directives.in_force(started), self.learning.snapshot()
         )
+        return directive, learning
+
+    async def _confirm(
+        self, known: Known, started: datetime
+    ) -> tuple[StrategicDirective | None, LearningState] | None:
+        """None when ``known`` is still what is stored, else what is (the two reads at once)."""
+        directive, learning = await asyncio.gather(
+            self.directives.confirm(known.directive), self.learning.confirm(known.learning_seq)
+        )
+        if directive is None and learning is None:
+            return None
+        return (directive or known.directive).in_force(started), learning or known.learning
+
+    def _context(
+        self,
+        request: TaskRequest,
+        started: datetime,
+        directive: StrategicDirective | None,
+        learning: LearningState,
+    ) -> TaskContext:
         return configured_context(
             self.settings,
             task_id=request.task_id,
@@ -161,11 +252,8 @@ class TaskHandler:
             learning=learning,
         )
 
-    async def run(self, ctx: TaskContext) -> tuple[Report, list[Output]]:
-        """The strategy's report on the task's samples and the outputs it calls for.
-
-        Raises what the sources and the strategy raise (``AgentError``: the task failed).
-        """
+    async def _run(self, ctx: TaskContext) -> tuple[Report, list[Output]]:
+        """The strategy's report on the task's samples and the outputs it calls for."""
         store, source_report = await self.samples.for_task(
             ctx.task_type, ctx.params, ctx.now.timestamp()
         )
@@ -183,7 +271,8 @@ class TaskHandler:
         return limit > 0 and inline_samples(params, limit) <= limit
 
     async def _compute(self, ctx: TaskContext, small: bool) -> Report:
-        """The strategy's report: on the event loop for a ``small`` task of a type whose
+        """The strategy's report: in a worker process when there are some (the loop never
+        waits on it). Else on the event loop for a ``small`` task of a type whose
         last small task took at most ``INLINE_BUDGET_S`` (the thread hand-off and the GIL
         ping-pong with the loop cost more than such a strategy), else in a worker thread.
 
@@ -192,6 +281,8 @@ class TaskHandler:
         (heartbeats, acks, other tasks' replies) beyond one overrun, after which its type
         goes back to threads until a small task is quick there again.
         """
+        if self.processes is not None:
+            return await self.processes.run(ctx.task_type, ctx)
         strategy = self.routes[ctx.task_type]
         t0 = time.perf_counter()
         if small and self._quick.get(ctx.task_type, False):

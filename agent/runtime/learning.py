@@ -553,6 +553,26 @@ class LearningStore:
             )
         return await self.read()
 
+    def current(self) -> tuple[LearningState, int] | None:
+        """The mirror's state now and the stream sequence it holds, with no request: what a
+        task may start on before ``confirm`` says it holds every write acknowledged before
+        it. None when the mirror is not serving (not running, not ready, lagging)."""
+        mirror = self.mirror
+        if mirror is None or not mirror.running or not mirror.ready or self._lagging:
+            return None
+        return mirror.parts.copy(), mirror.seq
+
+    async def confirm(self, seq: int) -> LearningState | None:
+        """None when a state the mirror held at stream sequence ``seq`` (``current``) holds
+        every write acknowledged before this call (the stream's last sequence now is no
+        further, and it is the same stream); else the state that does (``snapshot``)."""
+        mirror = self.mirror
+        info = await self.js.stream_info(self.kv_stream)
+        same = mirror is not None and mirror.created == info.created
+        if same and seq >= (info.state.last_seq or 0):
+            return None
+        return await self.snapshot()
+
     async def _mirror_failed(self, mirror: LearningMirror, why: str) -> None:
         """Say so once, and watch again; until the mirror is back, snapshots read directly."""
         if not self._lagging:

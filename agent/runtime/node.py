@@ -38,6 +38,7 @@ from agent.runtime.learning import LearningStore, learning_readers, plan_counter
 from agent.runtime.monitor import Monitor
 from agent.runtime.pool import WorkPool
 from agent.runtime.reader import StreamReader
+from agent.runtime.relay import caught_up
 from agent.runtime.service import start_service
 from agent.runtime.services import Services, open_services
 from agent.runtime.streams import StreamSpec, ensure_stream
@@ -214,6 +215,14 @@ class AgentNode:
         if services.kpi is not None:
             kpi_errors.append(services.kpi.on_error)
         js, streams, dispatcher = services.js, services.streams, services.dispatcher
+        # Closed in reverse: the intake stops (task consumer, then the rpc service), work in
+        # flight finishes, the relay sends what it claimed, then every other loop stops.
+        group = await stack.enter_async_context(asyncio.TaskGroup())
+        loops: list[tuple[str, _Loop]] = []
+        tasks: list[asyncio.Task[None]] = []
+        stack.push_async_callback(_stop_loops, loops, tasks)
+        relay = services.relay.reader(js, settings)
+        stack.push_async_callback(_drain, relay, tasks, settings.nats_drain_timeout_s)
         stack.push_async_callback(self._finish_work)
         service = await start_service(
             nc,
@@ -223,7 +232,7 @@ class AgentNode:
             self.counters,
             extra=lambda: {
                 "kpi": self.kpi_stats.snapshot(),
-                "writes": dispatcher.writes.snapshot(),
+                "writes": services.writes.snapshot(),
             },
         )
         stack.push_async_callback(_stop_service, service)
@@ -250,8 +259,9 @@ class AgentNode:
                 services.dead_letters,
             )
         )
-        loops: list[tuple[str, _Loop]] = [
+        loops += [
             ("task-consumer", consumer),
+            ("answer-relay", relay),
             (
                 "max-deliveries",
                 max_deliveries_reader(
@@ -285,9 +295,8 @@ class AgentNode:
                 holder=f"{settings.agent_id}-{nc.client_id}-{id(self)}",
             )
             loops.append(("monitor", monitor))
-        group = await stack.enter_async_context(asyncio.TaskGroup())
-        tasks = [group.create_task(_supervised(name, loop.run), name=name) for name, loop in loops]
-        stack.push_async_callback(_stop_loops, [loop for _, loop in loops], tasks)
+        tasks += [group.create_task(_supervised(name, loop.run), name=name) for name, loop in loops]
+        stack.callback(consumer.stop)  # first on the way out: no new task is fetched
         self._write_service_file(stack, service, url)
         log.info(
             "agent %s serving: rpc on swarm.rpc.%s.*, durable tasks on swarm.tasks.%s.>",
@@ -332,12 +341,21 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
         log.exception("background loop %s stopped with an error", name)
 
 
-async def _stop_loops(loops: list[_Loop], tasks: list[asyncio.Task[None]]) -> None:
+async def _drain(relay: StreamReader, tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Until the relay has sent every claim (its consumer has nothing pending), at most
+    ``timeout``; what is left is sent by the next relay to run (it stays in the stream)."""
+    if not any(t.get_name() == "answer-relay" and not t.done() for t in tasks):
+        return
+    if not await caught_up(relay, timeout):
+        log.warning("the relay had not sent every claimed answer in %g s; the next run will")
+
+
+async def _stop_loops(loops: list[tuple[str, _Loop]], tasks: list[asyncio.Task[None]]) -> None:
     """Ask every loop to stop; cancel those still running after ``LOOP_STOP_S``.
 
     The task group's own exit (next on the stack) then finds them all done.
     """
-    for loop in loops:
+    for _, loop in loops:
         loop.stop()
     if tasks:
         _, pending = await asyncio.wait(tasks, timeout=LOOP_STOP_S)

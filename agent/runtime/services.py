@@ -17,17 +17,19 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from agent.config import Settings
-from agent.runtime.counters import Counters
+from agent.runtime.counters import Counters, WriteStats
 from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.directives import DirectiveStore
-from agent.runtime.dispatcher import Dispatcher, resend_within
+from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.handler import Clock, TaskHandler
 from agent.runtime.kv import open_bucket
 from agent.runtime.learning import LearningStore
 from agent.runtime.outbox import Outbox
 from agent.runtime.predictions import Predictions
 from agent.runtime.publisher import Publisher
+from agent.runtime.relay import AnswerRelay, resend_within
 from agent.runtime.samples import SampleSource
+from agent.runtime.strategy_processes import StrategyProcesses
 from agent.runtime.streams import ensure_streams
 from agent.runtime.task_records import TaskRecords
 from agent.sources.kpi import KpiSource, KpiStats
@@ -54,6 +56,9 @@ class Services:
     samples: SampleSource
     dead_letters: DeadLetters
     outbox: Outbox
+    relay: AnswerRelay
+    """Sends each claimed answer's outputs and result (its reader runs in the node)."""
+    writes: WriteStats
     dispatcher: Dispatcher
     kpi: KpiSource | None
     """None when KPI ingestion is off (``kpi_enabled``)."""
@@ -99,17 +104,29 @@ async def open_services(
     learning.start()  # the mirror every task's snapshot reads
     stack.push_async_callback(learning.stop)
     outbox = Outbox(publisher, predictions, learning)
-    handler = TaskHandler(settings, routes, samples, directives, learning)
+    processes = StrategyProcesses.for_routes(settings.strategy_processes, routes)
+    if processes is not None:
+        processes.start()
+        stack.push_async_callback(processes.close)
+    handler = TaskHandler(settings, routes, samples, directives, learning, processes)
+    writes = WriteStats()
+    relay = AnswerRelay(
+        settings.agent_id,
+        outbox,
+        publisher,
+        writes,
+        resend_within_s=resend_within(await _duplicate_window(js, settings, streams)),
+    )
     dispatcher = Dispatcher(
         settings.agent_id,
         handler,
         records,
-        outbox,
+        relay,
         publisher,
         dead_letters,
         counters,
+        writes,
         clock=clock,
-        resend_within_s=resend_within(await _duplicate_window(js, settings, streams)),
     )
     return Services(
         settings=settings,
@@ -125,6 +142,8 @@ async def open_services(
         samples=samples,
         dead_letters=dead_letters,
         outbox=outbox,
+        relay=relay,
+        writes=writes,
         dispatcher=dispatcher,
         kpi=kpi,
     )

@@ -1,12 +1,11 @@
 """What each task was answered, in JetStream KV: the basis of "one task, one result".
 
 A task's answer (result bytes and every output) is claimed — a KV ``create``, so exactly
-one answer per task id wins, on any replica — before anything is published. The claim is
-the only write of the record: it is never marked "published" afterwards. What a claim
-found later (a redelivery, a duplicate, a second replica) does with it is the
-dispatcher's rule (``Dispatcher._settle``): within the streams' duplicate window it sends
-everything again, which ``Nats-Msg-Id`` stores once, so an answer cut short by a crash is
-completed; after it, it only replies with the stored bytes.
+one answer per task id wins, on any replica — before anything is published or replied.
+The claim is the only write of the record: it is never marked "published" afterwards.
+The bucket is the answers' outbox: ``agent.runtime.relay`` reads its stream and sends
+each claim's outputs and result; a claim found later (a redelivery, a duplicate, a second
+replica) is only replied with.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from nats.js.kv import KeyValue
 from agent.config import Settings
 from agent.runtime.kv import open_bucket
 from agent.runtime.outbox import Output
+from agent.telemetry import tracing
 
 
 class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -34,10 +34,18 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     claimed_at: float | None = None
     """Epoch seconds (the claiming agent's clock) when the answer was claimed; None in
     records of agents that marked ``published`` instead."""
+    trace: dict[str, str] = {}
+    """The task's trace context (``traceparent``): the relay sends the answer in its trace."""
 
 
+TASKS_DONE = "TASKS_DONE"
+"""The bucket's role (``<PREFIX>_TASKS_DONE``)."""
 _ENC = msgspec.json.Encoder()
 _DEC = msgspec.json.Decoder(TaskRecord)
+
+
+def decode_record(data: bytes) -> TaskRecord:
+    return _DEC.decode(data)
 
 
 def record_key(task_id: str) -> str:
@@ -54,7 +62,7 @@ class TaskRecords:
         kv = await open_bucket(
             js,
             settings,
-            "TASKS_DONE",
+            TASKS_DONE,
             description="the answer given to each task id",
             ttl_s=settings.task_record_ttl_s,
         )
@@ -67,7 +75,7 @@ class TaskRecords:
             return None
         if entry.value is None:
             return None
-        return _DEC.decode(entry.value)
+        return decode_record(entry.value)
 
     async def claim(
         self, task_id: str, result: bytes, outputs: list[Output] | None = None
@@ -78,7 +86,10 @@ class TaskRecords:
         a read only when another answer was there first).
         """
         record = TaskRecord(
-            result=msgspec.Raw(result), outputs=outputs or [], claimed_at=time.time()
+            result=msgspec.Raw(result),
+            outputs=outputs or [],
+            claimed_at=time.time(),
+            trace=tracing.inject({}),
         )
         try:
             await self.kv.create(record_key(task_id), _ENC.encode(record))
