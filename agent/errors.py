@@ -15,6 +15,20 @@ class AgentError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as it is, whatever its constructor takes: a strategy worker process sends
+        the error back to the agent, which answers with its code."""
+        return (_restored, (type(self), self.args, self.__dict__))
+
+
+def _restored(
+    cls: type[AgentError], args: tuple[object, ...], state: dict[str, object]
+) -> AgentError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class InsufficientData(AgentError):
     """Too few samples to say anything honest; ``counts`` says what was there."""

@@ -369,6 +369,8 @@ class Bench:
     workdir: Path
     run: str
     sizes: Sizes
+    agent_settings: dict[str, str] = field(default_factory=dict)
+    """Settings every agent started gets (``--agent-setting``)."""
     shared: dict[str, float] = field(default_factory=dict)
     """Figures one benchmark leaves for a later one (the rpc rate, for durable's ratio)."""
 
@@ -381,7 +383,13 @@ class Bench:
         warnings of their logs go to ``details``."""
         agent_id = f"bench-{self.run}-{name}"
         procs = [
-            AgentProcess(self.url, agent_id, self.workdir / agent_id, name=f"agent{i + 1}")
+            AgentProcess(
+                self.url,
+                agent_id,
+                self.workdir / agent_id,
+                name=f"agent{i + 1}",
+                settings=self.agent_settings,
+            )
             for i in range(count)
         ]
         try:
@@ -1131,7 +1139,9 @@ async def _quiet(exc: Exception) -> None:
     """The server going away on Ctrl-C is no news; a failing bench raises on its own."""
 
 
-async def run_all(selected: Sequence[str], sizes: Sizes) -> list[Outcome]:
+async def run_all(
+    selected: Sequence[str], sizes: Sizes, agent_settings: dict[str, str]
+) -> list[Outcome]:
     """The NATS benchmarks on one embedded server (started only if one is selected), then
     the benchmark scripts, each after the other so none disturbs another's figures."""
     outcomes: list[Outcome] = []
@@ -1143,7 +1153,16 @@ async def run_all(selected: Sequence[str], sizes: Sizes) -> list[Outcome]:
                 assert server.process is not None
                 nc = await nats.connect(server.url, allow_reconnect=False, error_cb=_quiet)
                 try:
-                    b = Bench(server.url, server.process.pid, nc, nc.jetstream(), tmp, run, sizes)
+                    b = Bench(
+                        server.url,
+                        server.process.pid,
+                        nc,
+                        nc.jetstream(),
+                        tmp,
+                        run,
+                        sizes,
+                        agent_settings,
+                    )
                     for name in (n for n in NATS_BENCHES if n in selected):
 
                         async def work(out: Outcome, name: str = name) -> None:
@@ -1180,13 +1199,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", default="bench-results.json", help="output file (default: %(default)s)"
     )
+    parser.add_argument(
+        "--agent-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every agent started (repeatable), e.g. strategy_processes=1",
+    )
     args = parser.parse_args(argv)
+    agent_settings = dict(item.split("=", 1) for item in args.agent_setting)
     selected = args.only or [n for n in BENCHES if n != "reliability" or args.with_reliability]
     sizes = QUICK if args.quick else FULL
 
     started = time.perf_counter()
     try:
-        outcomes = asyncio.run(run_all(selected, sizes))
+        outcomes = asyncio.run(run_all(selected, sizes, agent_settings))
     except (KeyboardInterrupt, asyncio.CancelledError, Interrupted):
         _log("interrupted; every child process was stopped")
         return 130
@@ -1194,10 +1221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [r for o in outcomes for r in o.rows]
     print(table(rows))
     print(f"\nwall time {wall:.0f} s ({'quick' if args.quick else 'full'} run)")
+    if agent_settings:
+        print(f"agent settings: {agent_settings}")
     report = {
         "benchmark": "all",
         "run_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "quick": args.quick,
+        "agent_settings": agent_settings,
         "wall_s": round(wall, 1),
         "machine": {
             "cpus": os.cpu_count(),

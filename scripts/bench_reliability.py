@@ -79,6 +79,8 @@ class AgentProcess:
     ack_wait_s: float = 30.0
     name: str = "agent"
     proc: asyncio.subprocess.Process | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    """More settings by name (``strategy_processes``: ``PROMETHEUS_BACKEND_STRATEGY_PROCESSES``)."""
 
     @property
     def log(self) -> Path:
@@ -97,6 +99,7 @@ class AgentProcess:
             "PROMETHEUS_BACKEND_MONITOR_ENABLED": "false",
             "PROMETHEUS_BACKEND_KPI_STREAM": "false",
             "PROMETHEUS_BACKEND_LOG_LEVEL": "WARNING",
+            **{f"PROMETHEUS_BACKEND_{k.upper()}": v for k, v in self.settings.items()},
         }
 
     async def start(self) -> None:

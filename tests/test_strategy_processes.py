@@ -12,21 +12,32 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
+from nats.aio.client import Client
 
 from agent.config import Settings
-from agent.errors import AgentError, InvalidParams
+from agent.errors import (
+    AgentError,
+    InsufficientData,
+    InvalidParams,
+    PayloadTooLarge,
+    SourceUnavailable,
+)
 from agent.learning.state import LearningState, OutcomeSummary, PlanProgress, Totals
 from agent.runtime.handler import configured_context
+from agent.runtime.node import AgentNode
 from agent.runtime.strategy_processes import StrategyProcesses, WorkerDied, learning_delta
 from agent.runtime.strategy_worker import READY, apply_delta, copy_state, read_frame, write_frame
 from agent.store import store_from_params
 from agent.strategies import ROUTES, Report, TaskContext
 from protocols import AnalysisReport, ErrorCode, StrategicDirective, TaskParams, TaskType
+from tests.payloads import task as task_body
+from tests.test_node_e2e import rpc, stream_messages
 from tests.worker_routes import TEST_ROUTES, learning_digest
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -212,10 +223,20 @@ async def test_an_agent_error_keeps_its_type_and_code(procs: StrategyProcesses) 
 async def test_an_error_that_does_not_unpickle_comes_back_as_a_runtime_error(
     procs: StrategyProcesses,
 ) -> None:
+    two_hours = msgspec.structs.replace(CHEAP, window="2h")
     with pytest.raises(RuntimeError) as raised:
-        await procs.run(SOURCE_DOWN, context(SOURCE_DOWN))
+        await procs.run(SOURCE_DOWN, context(SOURCE_DOWN, two_hours))
     assert type(raised.value) is RuntimeError
-    assert str(raised.value) == "SourceUnavailable: prometheus: connection refused"
+    assert str(raised.value) == "TwoArgs: prometheus: connection refused"
+
+
+async def test_an_agent_error_of_any_constructor_keeps_its_type_and_code(
+    procs: StrategyProcesses,
+) -> None:
+    with pytest.raises(SourceUnavailable) as raised:
+        await procs.run(SOURCE_DOWN, context(SOURCE_DOWN))
+    assert raised.value.code is ErrorCode.SOURCE_UNAVAILABLE
+    assert raised.value.source == "prometheus"
 
 
 async def test_another_error_keeps_its_type_and_the_worker_traceback(
@@ -323,3 +344,49 @@ def test_routes_a_worker_cannot_load_keep_the_strategies_in_process(
     )
     assert pickle.dumps(strategy_of_main)
     assert StrategyProcesses.for_routes(1, {API: strategy_of_main}) is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InsufficientData("two samples", counts={"api_response_time": 2}),
+        InvalidParams("unknown window"),
+        SourceUnavailable("prometheus", "connection refused"),
+        PayloadTooLarge(2_000_000, 1_048_576),
+    ],
+)
+def test_every_agent_error_crosses_a_process_boundary_whole(error: AgentError) -> None:
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error)
+    assert (back.code, back.message, str(back)) == (error.code, error.message, str(error))
+    assert back.__dict__ == error.__dict__
+
+
+@pytest.mark.nats
+async def test_an_agent_with_a_worker_answers_as_one_without(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    """The same task to an agent computing in its own process and to one with a worker:
+    the same report (but for when it was made), and the plan still reaches Hephaestus."""
+    body = task_body()
+    answers = []
+    for processes in (0, 1):
+        async with AgentNode(make_settings(strategy_processes=processes)) as node:
+            assert (node.services.dispatcher.handler.processes is None) == (processes == 0)
+            answer = await rpc(nc, node, {**body, "task_id": f"{body['task_id']}-{processes}"})
+            plans = await stream_messages(
+                nc, node.streams["PLANS"], f"swarm.plans.{node.settings.hephaestus_id}", 1
+            )
+            assert plans
+            answers.append(answer["report"])
+    in_process, in_worker = answers
+    assert in_worker["recommendations"]
+
+    def plan(report: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        return [
+            (r["target"], r["approach"], r["expected_improvement_pct"])
+            for r in report["recommendations"]
+        ]
+
+    assert plan(in_worker) == plan(in_process)
+    assert in_worker["performance"] == in_process["performance"]

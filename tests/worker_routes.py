@@ -41,8 +41,19 @@ def invalid(ctx: TaskContext) -> Report:
     raise InvalidParams(f"task {ctx.task_id}: no usable metric")
 
 
+class TwoArgs(Exception):
+    """An error whose constructor takes two arguments: it does not unpickle."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+
+
 def source_down(ctx: TaskContext) -> Report:
-    """An ``AgentError`` whose constructor takes two arguments: it does not unpickle."""
+    """A source that fails: ``SourceUnavailable`` (an ``AgentError``: pickled whole, though
+    its constructor takes two arguments), or with the window ``2h`` an error that does not
+    unpickle."""
+    if ctx.params.window == "2h":
+        raise TwoArgs("prometheus", "connection refused")
     raise SourceUnavailable("prometheus", "connection refused")
 
 
