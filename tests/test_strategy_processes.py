@@ -5,6 +5,7 @@ that die replaced. The routes are ``tests.worker_routes``: a worker imports them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pickle
@@ -125,24 +126,29 @@ def worker_pid(procs: StrategyProcesses, slot: int = 0) -> int:
     return procs._slots[slot].started.result().proc.pid
 
 
+@contextlib.asynccontextmanager
+async def started(size: int) -> AsyncIterator[StrategyProcesses]:
+    processes = StrategyProcesses.for_routes(size, TEST_ROUTES)
+    assert processes is not None
+    processes.start()
+    try:
+        yield processes
+    finally:
+        await processes.close()
+
+
 @pytest.fixture(scope="module")
 async def procs() -> AsyncIterator[StrategyProcesses]:
     """Two workers: each holds its own learning state."""
-    processes = StrategyProcesses.for_routes(2, TEST_ROUTES)
-    assert processes is not None
-    processes.start()
-    yield processes
-    await processes.close()
+    async with started(2) as processes:
+        yield processes
 
 
 @pytest.fixture
 async def solo() -> AsyncIterator[StrategyProcesses]:
     """One worker, for the tests that kill it."""
-    processes = StrategyProcesses.for_routes(1, TEST_ROUTES)
-    assert processes is not None
-    processes.start()
-    yield processes
-    await processes.close()
+    async with started(1) as processes:
+        yield processes
 
 
 async def test_a_worker_reports_what_the_strategy_reports_in_process(

@@ -104,6 +104,9 @@ def configured_context(
     )
 
 
+SEND_TURNS = 4
+"""Loop turns a task yields after asking for its reads (``TaskHandler.run``): the read
+tasks start, put their requests in the client's buffer, and its flusher writes them."""
 INLINE_BUDGET_S = 0.010
 """The longest a small task's strategy may take to be run on the event loop (``_compute``):
 about what 20 metrics of a few samples each cost; the loop serves nothing else meanwhile."""
@@ -192,6 +195,8 @@ class TaskHandler:
             directive, learning = await _reading(self._read(started))
             return await self._run(self._context(request, started, directive, learning))
         check = asyncio.ensure_future(_reading(self._confirm(known, started)))
+        for _ in range(SEND_TURNS):  # the reads reach the socket before a strategy on the
+            await asyncio.sleep(0)  # loop holds it: their answers wait for us meanwhile
         try:
             guess = self._context(
                 request, started, known.directive.in_force(started), known.learning
