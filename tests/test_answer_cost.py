@@ -20,9 +20,10 @@ from nats.aio.client import Client
 
 from agent.runtime.kv import bucket_name
 from agent.runtime.node import AgentNode
+from agent.runtime.outbox import Publish
 from agent.runtime.task_records import TASKS_DONE, TaskRecord, record_key
 from tests.payloads import task
-from tests.test_node_e2e import rpc
+from tests.test_node_e2e import rpc, stream_messages
 
 pytestmark = pytest.mark.nats
 
@@ -188,3 +189,32 @@ async def test_a_claim_delivered_past_the_window_is_not_sent(
     assert await settled(nc, agent) == before
     stats = await writes_stats(nc, agent)
     assert stats["relay_skipped"] == 1
+
+
+async def test_a_claim_its_agent_never_sent_is_sent_by_the_relay(
+    nc: Client, agent: AgentNode
+) -> None:
+    """An agent that died right after its claim (its caller answered or not): the relay,
+    whoever runs it, sends the claimed answer's outputs and result."""
+    first = await rpc(nc, agent, task())
+    record = await agent.services.records.get(first["task_id"])
+    assert record is not None
+    orphan = dict(first, task_id=f"{first['task_id']}-orphan")
+    plan = next(o for o in record.outputs if isinstance(o, Publish))
+    renamed = Publish(subject=plan.subject, payload=plan.payload, msg_id=f"{plan.msg_id}-orphan")
+    _, won = await agent.services.records.claim(
+        orphan["task_id"], json.dumps(orphan).encode(), [renamed]
+    )
+    assert won  # claimed, and nothing of it sent by the claimer
+    agent_id = agent.settings.agent_id
+    results = await stream_messages(
+        nc, agent.streams["RESULTS"], f"swarm.results.{agent_id}.api_optimization", 2
+    )
+    assert [json.loads(m.data)["task_id"] for m in results] == [
+        first["task_id"],
+        orphan["task_id"],
+    ]
+    plans = await stream_messages(
+        nc, agent.streams["PLANS"], f"swarm.plans.{agent.settings.hephaestus_id}", 2
+    )
+    assert len(plans) == 2  # the first task's plan and the orphan's, stored once each
