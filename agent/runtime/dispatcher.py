@@ -260,7 +260,7 @@ class Dispatcher:
         payload = bytes(record.result)
         if won:
             self.writes.answers += 1
-        elif record.claimed_at is None and not record.published:
+        elif record.unsent_legacy:
             await self.relay.send_one(record)
             self.writes.resent += 1
         else:

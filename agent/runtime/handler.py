@@ -142,9 +142,8 @@ class TaskHandler:
         self.learning = learning
         self.processes = processes
         """Worker processes that run the strategies; None: this process does (``_compute``)."""
-        self._computing = asyncio.Semaphore(
-            processes.capacity if processes is not None else settings.max_strategy_threads
-        )
+        self._computing = asyncio.Semaphore(settings.max_strategy_threads)
+        """Strategies computing at once in this process (without worker processes)."""
         self.reruns = 0
         """Tasks whose strategy ran again: the directive or the learning state changed
         between what this agent had read last and the task's start."""
@@ -206,9 +205,9 @@ class TaskHandler:
             except Exception:
                 if (fresh := await check) is None:
                     raise
-                return await self._run(self._context(request, started, *fresh))
-            if (fresh := await check) is None:
-                return out
+            else:
+                if (fresh := await check) is None:
+                    return out
             self.reruns += 1
             return await self._run(self._context(request, started, *fresh))
         finally:
@@ -265,8 +264,7 @@ class TaskHandler:
         if store is not None:
             ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
         small = store is None and self._small(ctx.params)
-        async with self._computing:
-            report = await self._compute(ctx, small)
+        report = await self._compute(ctx, small)
         return report, self.outputs(report, ctx.task_id, ctx.params.service)
 
     def _small(self, params: TaskParams) -> bool:
@@ -286,20 +284,21 @@ class TaskHandler:
         (heartbeats, acks, other tasks' replies) beyond one overrun, after which its type
         goes back to threads until a small task is quick there again.
         """
-        if self.processes is not None:
+        if self.processes is not None:  # bounded by the workers' own capacity
             return await self.processes.run(ctx.task_type, ctx)
         strategy = self.routes[ctx.task_type]
-        t0 = time.perf_counter()
-        if small and self._quick.get(ctx.task_type, False):
-            try:
-                return strategy(ctx)
-            finally:
-                if time.perf_counter() - t0 > INLINE_BUDGET_S:
-                    self._quick[ctx.task_type] = False
-        report = await asyncio.to_thread(strategy, ctx)
-        if small:
-            self._quick[ctx.task_type] = time.perf_counter() - t0 <= INLINE_BUDGET_S
-        return report
+        async with self._computing:
+            t0 = time.perf_counter()
+            if small and self._quick.get(ctx.task_type, False):
+                try:
+                    return strategy(ctx)
+                finally:
+                    if time.perf_counter() - t0 > INLINE_BUDGET_S:
+                        self._quick[ctx.task_type] = False
+            report = await asyncio.to_thread(strategy, ctx)
+            if small:
+                self._quick[ctx.task_type] = time.perf_counter() - t0 <= INLINE_BUDGET_S
+            return report
 
     def outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:
         """The plan's predictions (one value), plan, baseline and the plan's size, for a

@@ -107,7 +107,7 @@ class AnswerRelay:
     def fresh(self, record: TaskRecord) -> bool:
         """Whether a claim may be sent: younger than the duplicate window allows."""
         if record.claimed_at is None:  # an agent before the relay claimed it
-            return not record.published
+            return record.unsent_legacy
         return self.clock() - record.claimed_at < self.resend_within_s
 
     async def relay(self, msgs: list[Msg]) -> None:

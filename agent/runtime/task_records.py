@@ -37,6 +37,12 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     trace: dict[str, str] = {}
     """The task's trace context (``traceparent``): the relay sends the answer in its trace."""
 
+    @property
+    def unsent_legacy(self) -> bool:
+        """Claimed by an agent from before the relay (no ``claimed_at``) and never marked
+        sent by it: no relay will send it unless it is found again."""
+        return self.claimed_at is None and not self.published
+
 
 TASKS_DONE = "TASKS_DONE"
 """The bucket's role (``<PREFIX>_TASKS_DONE``)."""
