@@ -33,7 +33,7 @@ from agent.learning.state import LearningState, OutcomeSummary, PlanProgress, To
 from agent.runtime.handler import configured_context
 from agent.runtime.node import AgentNode
 from agent.runtime.strategy_processes import StrategyProcesses, WorkerDied, learning_delta
-from agent.runtime.strategy_worker import READY, apply_delta, copy_state, read_frame, write_frame
+from agent.runtime.strategy_worker import READY, apply_delta, read_frame, write_frame
 from agent.store import store_from_params
 from agent.strategies import ROUTES, Report, TaskContext
 from protocols import AnalysisReport, ErrorCode, StrategicDirective, TaskParams, TaskType
@@ -175,16 +175,16 @@ async def test_the_worker_sees_the_learning_state_the_agent_had(procs: StrategyP
         summaries={a: summary(*a, 3), b: summary(*b, 5), c: summary(*c, 2000)},
         plans={"p-1": progress("p-1", 2)},
     )
-    s2 = copy_state(s1)  # the next snapshot: new containers, the same frozen values
+    s2 = s1.copy()  # the next snapshot: new containers, the same frozen values
     s2.summaries[b] = summary(*b, 6)
     s2.plans["p-2"] = progress("p-2", 1)
     s2.infeasible = {"x|m": "no budget"}
-    s3 = copy_state(s2)
+    s3 = s2.copy()
     del s3.summaries[a]
     s3.summaries = dict(sorted({**s3.summaries, d: summary(*d, 1)}.items()))  # added mid-order
     s3.totals = Totals(verifications=9)
     s4 = LearningState(plans={"p-2": progress("p-2", 3)}, infeasible={}, totals=s3.totals)
-    s5 = copy_state(s4)
+    s5 = s4.copy()
     s5.summaries[a] = summary(*a, 3)
     states: list[LearningState | None] = [LearningState(), s1, s2, None, s3, s3, s4, s5, s1]
     for state in states:  # one at a time: the first worker sees them all
@@ -200,7 +200,7 @@ async def test_the_worker_sees_the_learning_state_the_agent_had(procs: StrategyP
 def test_a_delta_carries_only_what_changed() -> None:
     shipped = learned()
     pair = next(iter(shipped.summaries))
-    new = copy_state(shipped)
+    new = shipped.copy()
     assert learning_delta(shipped, new) == learning_delta(new, new)
     new.summaries[pair] = summary(*pair, 13)
     new.summaries[("zz", "m")] = summary("zz", "m", 1)  # last: no order needed
@@ -213,7 +213,7 @@ def test_a_delta_carries_only_what_changed() -> None:
     assert (delta.summaries.removed, delta.summaries.order) == ([], None)
     assert (delta.plans.put, delta.plans.removed) == ({}, ["p-1"])
     assert (delta.infeasible, delta.totals) == (None, None)
-    held = copy_state(shipped)
+    held = shipped.copy()
     apply_delta(held, delta)
     assert learning_digest(held) == learning_digest(new)
 

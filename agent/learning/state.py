@@ -406,6 +406,16 @@ class LearningState:
     infeasible: dict[str, str] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
 
+    def copy(self) -> LearningState:
+        """New containers around the same frozen values: a state of its own to hand out
+        (nothing here is changed in place but the containers)."""
+        return LearningState(
+            summaries=dict(self.summaries),
+            plans=dict(self.plans),
+            infeasible=dict(self.infeasible),
+            totals=self.totals,
+        )
+
 
 def apply_event(state: LearningState, event: LearningEvent) -> None:
     """Fold one event into ``state`` in place: the live path's steps, one per KV key.

@@ -182,12 +182,7 @@ class KvState:
         if not self._sorted:
             state.summaries = dict(sorted(state.summaries.items()))
             self._sorted = True
-        return LearningState(
-            summaries=dict(state.summaries),
-            plans=dict(state.plans),
-            infeasible=dict(state.infeasible),
-            totals=state.totals,
-        )
+        return state.copy()
 
 
 class LearningMirror:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from agent.learning.state import LearningState
-from agent.runtime.strategy_worker import REPORT, Changes, LearningDelta, copy_state
+from agent.runtime.strategy_worker import REPORT, Changes, LearningDelta
 from agent.strategies import Report, Strategy, TaskContext
 from protocols import TaskType
 
@@ -245,7 +245,7 @@ class StrategyProcesses:
         )
         reply = worker.send(request, f"while running task {ctx.task_id}")
         if learning is not None:
-            worker.sent = copy_state(learning)  # its own containers: the caller's may change
+            worker.sent = learning.copy()  # its own containers: the caller's may change
         try:
             with contextlib.suppress(ConnectionError):  # it ended: the reply says so
                 await worker.stdin.drain()

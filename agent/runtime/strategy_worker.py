@@ -63,16 +63,6 @@ class LearningDelta:
     """None: unchanged."""
 
 
-def copy_state(state: LearningState) -> LearningState:
-    """New containers around the same frozen values (as every task's snapshot has)."""
-    return LearningState(
-        summaries=dict(state.summaries),
-        plans=dict(state.plans),
-        infeasible=dict(state.infeasible),
-        totals=state.totals,
-    )
-
-
 def apply_changes(into: dict[K, V], changes: Changes[K, V]) -> None:
     for key in changes.removed:
         del into[key]
@@ -112,12 +102,12 @@ def failure(exc: Exception) -> bytes:
     tells ``AgentError`` by type), else a ``RuntimeError`` naming it; the traceback for the
     agent's log, but for an ``AgentError`` (a task's expected failure, answered by code)."""
     trace = "" if isinstance(exc, AgentError) else traceback.format_exc()
-    sent: Exception = exc
     try:
-        pickle.loads(pickle.dumps(exc, protocol=5))
+        blob = pickle.dumps((exc, trace), protocol=5)
+        pickle.loads(blob)
     except Exception:
-        sent = RuntimeError(f"{type(exc).__name__}: {exc}")
-    return FAILED + pickle.dumps((sent, trace), protocol=5)
+        blob = pickle.dumps((RuntimeError(f"{type(exc).__name__}: {exc}"), trace), protocol=5)
+    return FAILED + blob
 
 
 _busy = False
@@ -159,7 +149,7 @@ def main() -> None:
         task_type, ctx, delta = pickle.loads(frame)
         if delta is not None:
             apply_delta(state, delta)
-            ctx = dataclasses.replace(ctx, learning=copy_state(state))
+            ctx = dataclasses.replace(ctx, learning=state.copy())
         try:
             reply = REPORT + encoder.encode(routes[task_type](ctx))
         except Exception as exc:
