@@ -199,11 +199,15 @@ class Settings(BaseSettings):
 
     # --- work limits -------------------------------------------------------------
     max_in_flight: int = Field(
-        default=4,
+        default=16,
         ge=1,
         le=1024,
         description="Tasks worked on at once, JetStream and rpc together; the consumer fetches "
-        "only as many tasks as there are free slots.",
+        "only as many tasks as there are free slots. Strategies compute one at a time "
+        "(`max_strategy_threads`): the other tasks wait on NATS meanwhile (their reads, their "
+        "claim), and the more of them there are, the more of those waits one flush and one "
+        "relay fetch serve (measured on 2 cores: 16 instead of 4 cut what an rpc answer costs "
+        "besides its analysis by ~40 %).",
     )
     max_strategy_threads: int = Field(
         default=1,

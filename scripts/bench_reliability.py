@@ -190,7 +190,7 @@ async def wait_serving(
         await asyncio.sleep(0.1)
 
 
-SLOTS = 4
+SLOTS = 16
 """The agent's work slots: ``max_in_flight``, which the agents here leave at its default."""
 
 

@@ -36,7 +36,7 @@ def test_other_defaults(tmp_path: Path) -> None:
     s = Settings()
     assert s.nats_url is None
     assert s.servers == []
-    assert s.max_in_flight == 4
+    assert s.max_in_flight == 16
     assert s.default_window == "1h"
     assert s.targets == {}
     assert s.state_dir == tmp_path / "xdg-state" / "prometheus-backend"
@@ -69,7 +69,7 @@ def test_unprefixed_env_is_ignored_except_nats_url(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AGENT_ID", "not-me")
     monkeypatch.setenv("MAX_IN_FLIGHT", "9")
     s = Settings()
-    assert (s.agent_id, s.max_in_flight) == ("prometheus-backend", 4)
+    assert (s.agent_id, s.max_in_flight) == ("prometheus-backend", 16)
 
 
 def test_unprefixed_nats_url(monkeypatch: pytest.MonkeyPatch) -> None:

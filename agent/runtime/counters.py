@@ -50,3 +50,24 @@ class WriteStats:
             out["acked_round_trips_per_answer"] = round(1 + relay_waves, 3)
             out["answer_path_round_trips_per_answer"] = 1
         return out
+
+
+@dataclass(slots=True)
+class ComputeStats:
+    """Where the strategies ran and the CPU they took in this process (``$SRV.STATS``,
+    ``strategy``): the rest of the process's CPU is what the answers cost besides the
+    analysis, read off the same tasks whatever the machine's speed."""
+
+    inline: int = 0
+    """Strategies run on the event loop (small tasks, ``inline_strategy_max_samples``)."""
+    threads: int = 0
+    """Strategies run in a worker thread."""
+    processes: int = 0
+    """Strategies run in worker processes (``strategy_processes``; their CPU is theirs)."""
+    cpu_s: float = 0.0
+    """CPU seconds of the inline and thread runs (the running thread's own time)."""
+
+    def snapshot(self) -> dict[str, float]:
+        out: dict[str, float] = asdict(self)
+        out["cpu_s"] = round(self.cpu_s, 6)
+        return out

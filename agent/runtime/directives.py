@@ -7,7 +7,8 @@ passed) is no longer in force. A directive that cannot be decoded is dead-letter
 
 A task reads the stored directive at its start, but need not wait for that read: it may
 start on the one this agent read last (``known``), and ``confirm`` says, one request
-later, whether that is still the stored one (same KV revision).
+later, whether that is still the stored one (same KV revision). The tasks that arrive
+while a confirming read is in flight share the next one (``SharedRead``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nats.js.kv import KeyValue
 
 from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.reader import StreamReader
+from agent.runtime.shared_read import SharedRead
 from protocols import ProtocolError, StrategicDirective, decode, subjects
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class DirectiveStore:
         self.kv = kv
         self.known: Stored | None = None
         """What this agent read last (None before its first read)."""
+        self.fresh = SharedRead(self.stored)
+        """``stored``, one read for the tasks that ask at once (``confirm``)."""
 
     async def stored(self) -> Stored:
         """The stored directive and its revision (one request)."""
@@ -73,7 +77,7 @@ class DirectiveStore:
 
     async def confirm(self, known: Stored) -> Stored | None:
         """None when ``known`` is still the stored directive, else the stored one."""
-        found = await self.stored()
+        found = await self.fresh()
         return None if found.revision == known.revision else found
 
     async def offer(self, directive: StrategicDirective, raw: bytes) -> bool:

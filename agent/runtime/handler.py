@@ -19,6 +19,7 @@ from agent.config import Settings
 from agent.errors import PayloadTooLarge
 from agent.learning.state import LearningState
 from agent.planning.handoff import handoff
+from agent.runtime.counters import ComputeStats
 from agent.runtime.directives import DirectiveStore, Stored
 from agent.runtime.inbound import Inbound, Refusal
 from agent.runtime.learning import LearningStore
@@ -108,8 +109,24 @@ SEND_TURNS = 4
 """Loop turns a task yields after asking for its reads (``TaskHandler.run``): the read
 tasks start, put their requests in the client's buffer, and its flusher writes them."""
 INLINE_BUDGET_S = 0.010
-"""The longest a small task's strategy may take to be run on the event loop (``_compute``):
+"""The most CPU a small task's strategy may take to be run on the event loop (``_compute``):
 about what 20 metrics of a few samples each cost; the loop serves nothing else meanwhile."""
+INLINE_WALL_S = 0.050
+"""The longest a small task's strategy may take by the clock and still count as quick: CPU
+time alone would call a strategy that waits (on a lock, a sleep) quick, while the clock
+alone calls one slow that merely waited for the GIL in its thread or for a core."""
+
+
+def _timed(strategy: Strategy, ctx: TaskContext) -> tuple[Report, float, float]:
+    """The strategy's report, the CPU seconds of the thread that ran it, and the seconds it
+    took by the clock."""
+    c0, t0 = time.thread_time(), time.perf_counter()
+    report = strategy(ctx)
+    return report, time.thread_time() - c0, time.perf_counter() - t0
+
+
+def _quick(cpu_s: float, wall_s: float) -> bool:
+    return cpu_s <= INLINE_BUDGET_S and wall_s <= INLINE_WALL_S
 
 
 def inline_samples(params: TaskParams, limit: int) -> int:
@@ -147,6 +164,7 @@ class TaskHandler:
         self.reruns = 0
         """Tasks whose strategy ran again: the directive or the learning state changed
         between what this agent had read last and the task's start."""
+        self.compute = ComputeStats()
         self._quick: dict[TaskType, bool] = {}
         """By task type: its last small task took at most ``INLINE_BUDGET_S`` (``_compute``)."""
 
@@ -276,28 +294,38 @@ class TaskHandler:
     async def _compute(self, ctx: TaskContext, small: bool) -> Report:
         """The strategy's report: in a worker process when there are some (the loop never
         waits on it). Else on the event loop for a ``small`` task of a type whose
-        last small task took at most ``INLINE_BUDGET_S`` (the thread hand-off and the GIL
-        ping-pong with the loop cost more than such a strategy), else in a worker thread.
+        last small task was quick (``INLINE_BUDGET_S`` of CPU, ``INLINE_WALL_S`` by the
+        clock: the thread hand-off and the GIL ping-pong with the loop cost more than such a
+        strategy), else in a worker thread. Judged on CPU time, a type does not fall back to
+        threads because the machine was busy (another process on its core, the GIL held by
+        the loop while it ran in a thread), where it would then cost more still.
 
         A type's first small task runs in a thread and is timed, so a strategy that is slow
         whatever its data (a stub that sleeps, a pathological input) never blocks the loop
         (heartbeats, acks, other tasks' replies) beyond one overrun, after which its type
         goes back to threads until a small task is quick there again.
         """
+        compute = self.compute
         if self.processes is not None:  # bounded by the workers' own capacity
+            compute.processes += 1
             return await self.processes.run(ctx.task_type, ctx)
         strategy = self.routes[ctx.task_type]
         async with self._computing:
-            t0 = time.perf_counter()
             if small and self._quick.get(ctx.task_type, False):
+                compute.inline += 1
+                c0, t0 = time.thread_time(), time.perf_counter()
                 try:
                     return strategy(ctx)
                 finally:
-                    if time.perf_counter() - t0 > INLINE_BUDGET_S:
+                    cpu_s = time.thread_time() - c0
+                    compute.cpu_s += cpu_s
+                    if not _quick(cpu_s, time.perf_counter() - t0):
                         self._quick[ctx.task_type] = False
-            report = await asyncio.to_thread(strategy, ctx)
+            compute.threads += 1
+            report, cpu_s, wall_s = await asyncio.to_thread(_timed, strategy, ctx)
+            compute.cpu_s += cpu_s
             if small:
-                self._quick[ctx.task_type] = time.perf_counter() - t0 <= INLINE_BUDGET_S
+                self._quick[ctx.task_type] = _quick(cpu_s, wall_s)
             return report
 
     def outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:

@@ -77,6 +77,7 @@ from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.kv import bucket_name, open_bucket
 from agent.runtime.predictions import Predictions
 from agent.runtime.reader import StreamReader
+from agent.runtime.shared_read import SharedRead
 from agent.runtime.streams import StreamSpec, ensure_stream
 from protocols import ImplementationUpdate, VerificationResult, subjects
 
@@ -361,6 +362,9 @@ class LearningStore:
         self.kv_stream = f"KV_{bucket}"
         self.connected = connected
         self.mirror: LearningMirror | None = None
+        self.bucket_info = SharedRead(functools.partial(js.stream_info, self.kv_stream))
+        """The bucket's stream info (its last sequence), one request for the tasks that ask
+        at once (``snapshot``, ``confirm``)."""
         self._lagging = False
         """The mirror missed ``MIRROR_WAIT_S``: read directly, without waiting, until it is back."""
 
@@ -529,7 +533,7 @@ class LearningStore:
         mirror = self.mirror
         if mirror is None or not mirror.running:
             return await self.read()
-        info = await self.js.stream_info(self.kv_stream)
+        info = await self.bucket_info()
         last = info.state.last_seq or 0
         if mirror.ready and mirror.created != info.created:  # deleted and made again
             await self._mirror_failed(mirror, f"the bucket was made anew at {info.created}")
@@ -562,7 +566,7 @@ class LearningStore:
         every write acknowledged before this call (the stream's last sequence now is no
         further, and it is the same stream); else the state that does (``snapshot``)."""
         mirror = self.mirror
-        info = await self.js.stream_info(self.kv_stream)
+        info = await self.bucket_info()
         same = mirror is not None and mirror.created == info.created
         if same and seq >= (info.state.last_seq or 0):
             return None

@@ -60,6 +60,7 @@ class Services:
     """Sends each claimed answer's outputs and result (its reader runs in the node)."""
     writes: WriteStats
     dispatcher: Dispatcher
+    handler: TaskHandler
     kpi: KpiSource | None
     """None when KPI ingestion is off (``kpi_enabled``)."""
 
@@ -145,6 +146,7 @@ async def open_services(
         relay=relay,
         writes=writes,
         dispatcher=dispatcher,
+        handler=handler,
         kpi=kpi,
     )
 
