@@ -48,27 +48,48 @@ async def test_a_directive_another_replica_stored_applies_to_the_next_task(
     known = agent.directive_store.known
     assert known is not None
     assert known.directive is None  # what the next task starts on is out of date
-    reruns = agent.services.dispatcher.handler.reruns
+    reruns = agent.services.dispatcher.handler.compute.reruns
     second = await rpc(nc, agent, task())
     assert second["report"]["directive_id"] == "from-another-replica"
-    assert agent.services.dispatcher.handler.reruns == reruns + 1
+    assert agent.services.dispatcher.handler.compute.reruns == reruns + 1
     third = await rpc(nc, agent, task())  # now known: no second run
     assert third["report"]["directive_id"] == "from-another-replica"
-    assert agent.services.dispatcher.handler.reruns == reruns + 1
+    assert agent.services.dispatcher.handler.compute.reruns == reruns + 1
+
+
+async def _plan_counted(agent: AgentNode) -> None:
+    """A plan went out and the totals count it (a learning write, off the answer path)."""
+    for _ in range(100):
+        if (await agent.learning.snapshot()).totals.plans_issued:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the plan was never counted")
 
 
 async def test_a_learning_state_behind_the_bucket_is_read_again(
     nc: Client, agent: AgentNode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await rpc(nc, agent, task())  # a plan went out: the totals count it (a learning write)
-    learning = agent.learning
-    for _ in range(100):
-        if (await learning.snapshot()).totals.plans_issued:
-            break
-        await asyncio.sleep(0.05)
-    # as if the mirror had not yet applied that write when the next task started
-    monkeypatch.setattr(learning, "current", lambda: (LearningState(), 0))
-    reruns = agent.services.dispatcher.handler.reruns
+    await rpc(nc, agent, task())
+    await _plan_counted(agent)
+    # as if the mirror had not yet applied a write that changed what a strategy reads
+    # (a feasibility that no longer holds) when the next task started
+    behind = LearningState(infeasible={"caching|api_response_time": "not possible here"})
+    monkeypatch.setattr(agent.learning, "current", lambda: (behind, 0))
+    reruns = agent.services.dispatcher.handler.compute.reruns
     answer = await rpc(nc, agent, task())
     assert answer["status"] == "completed"
-    assert agent.services.dispatcher.handler.reruns == reruns + 1
+    assert agent.services.dispatcher.handler.compute.reruns == reruns + 1
+
+
+async def test_a_state_behind_only_by_the_plans_counted_is_not_run_again(
+    nc: Client, agent: AgentNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count of plans issued is folded off the answer path: no task is promised it at
+    once, so a count the mirror has not applied yet does not cost a second strategy run."""
+    await rpc(nc, agent, task())
+    await _plan_counted(agent)
+    monkeypatch.setattr(agent.learning, "current", lambda: (LearningState(), 0))
+    reruns = agent.services.dispatcher.handler.compute.reruns
+    answer = await rpc(nc, agent, task())
+    assert answer["status"] == "completed"
+    assert agent.services.dispatcher.handler.compute.reruns == reruns

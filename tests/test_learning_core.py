@@ -262,6 +262,22 @@ def test_totals_count_each_event_and_plan_once() -> None:
     assert (t.plans_issued, t.items_issued) == (1, 3)
 
 
+def test_a_state_differs_in_what_a_task_reads_unless_only_plans_were_counted() -> None:
+    known = verification_event(verification("v-1", "rec-1", 100.0, 70.0), prediction("rec-1"))
+    before = LearningState(totals=apply_totals_verification(None, known))
+    counted = before.copy()
+    counted.totals = apply_plan_issued(counted.totals, "plan-1", 3)
+    assert before.same_but_plans_counted(counted)
+    assert counted.same_but_plans_counted(before)
+    verified = before.copy()
+    unknown = verification_event(verification("v-2", "rec-9", 100.0, 70.0), None)
+    verified.totals = apply_totals_verification(verified.totals, unknown)
+    assert not before.same_but_plans_counted(verified)
+    flagged = before.copy()
+    flagged.infeasible["caching|api_response_time"] = "no cache layer"
+    assert not before.same_but_plans_counted(flagged)
+
+
 def test_id_memories_are_bounded() -> None:
     t: Totals | None = None
     for i in range(1_100):

@@ -394,6 +394,10 @@ def apply_plan_issued(totals: Totals | None, plan_id: str, items: int) -> Totals
     )
 
 
+def _uncounted(totals: Totals) -> Totals:
+    return msgspec.structs.replace(totals, plans_issued=0, items_issued=0, plan_ids=[])
+
+
 # --- the whole state ---------------------------------------------------------------
 
 
@@ -405,6 +409,17 @@ class LearningState:
     plans: dict[str, PlanProgress] = field(default_factory=dict)
     infeasible: dict[str, str] = field(default_factory=dict)
     totals: Totals = field(default_factory=Totals)
+
+    def same_but_plans_counted(self, other: LearningState) -> bool:
+        """Whether ``other`` differs from this at most in the plans its totals count: what
+        the count folded off the answer path (``apply_plan_issued``) changes, which no task
+        is promised to see at once (a plan's own task never counts it)."""
+        return (
+            self.summaries == other.summaries
+            and self.plans == other.plans
+            and self.infeasible == other.infeasible
+            and _uncounted(self.totals) == _uncounted(other.totals)
+        )
 
     def copy(self) -> LearningState:
         """New containers around the same frozen values: a state of its own to hand out

@@ -66,6 +66,9 @@ class ComputeStats:
     """Strategies run in worker processes (``strategy_processes``; their CPU is theirs)."""
     cpu_s: float = 0.0
     """CPU seconds of the inline and thread runs (the running thread's own time)."""
+    reruns: int = 0
+    """Tasks whose strategy ran again: the directive or the learning state changed
+    between what this agent had read last and the task's start (``TaskHandler.run``)."""
 
     def snapshot(self) -> dict[str, float]:
         out: dict[str, float] = asdict(self)

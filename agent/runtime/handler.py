@@ -161,12 +161,9 @@ class TaskHandler:
         """Worker processes that run the strategies; None: this process does (``_compute``)."""
         self._computing = asyncio.Semaphore(settings.max_strategy_threads)
         """Strategies computing at once in this process (without worker processes)."""
-        self.reruns = 0
-        """Tasks whose strategy ran again: the directive or the learning state changed
-        between what this agent had read last and the task's start."""
         self.compute = ComputeStats()
         self._quick: dict[TaskType, bool] = {}
-        """By task type: its last small task took at most ``INLINE_BUDGET_S`` (``_compute``)."""
+        """By task type: whether its last small task was quick (``_compute``)."""
 
     def decode(self, inbound: Inbound) -> TaskRequest:
         """The task a message carries, or a ``Refusal`` saying why it is none."""
@@ -202,7 +199,8 @@ class TaskHandler:
         Those two reads are a round trip; the strategy does not wait for it when this agent
         read them before: it starts on what it read last (``_known``) while the reads
         ``confirm`` that nothing was written since, and runs again on the new values when
-        something was (a directive, a learning write between two tasks: rare).
+        something was (a directive, a verification or a feedback between two tasks: rare;
+        not the plans counted off the answer path meanwhile, which a task may not see).
 
         Raises ``ReadFailed`` when the reads fail (the bus, not the task), else what the
         sources and the strategy raise (``AgentError``: the task failed).
@@ -226,7 +224,7 @@ class TaskHandler:
             else:
                 if (fresh := await check) is None:
                     return out
-            self.reruns += 1
+            self.compute.reruns += 1
             return await self._run(self._context(request, started, *fresh))
         finally:
             check.cancel()
@@ -253,6 +251,8 @@ class TaskHandler:
         directive, learning = await asyncio.gather(
             self.directives.confirm(known.directive), self.learning.confirm(known.learning_seq)
         )
+        if learning is not None and learning.same_but_plans_counted(known.learning):
+            learning = None  # only the plans counted since: not worth the strategy again
         if directive is None and learning is None:
             return None
         return (directive or known.directive).in_force(started), learning or known.learning
