@@ -79,6 +79,7 @@ from agent.runtime.predictions import Predictions
 from agent.runtime.reader import StreamReader
 from agent.runtime.shared_read import SharedRead
 from agent.runtime.streams import StreamSpec, ensure_stream
+from agent.runtime.writer import JetStreamWriter
 from protocols import ImplementationUpdate, VerificationResult, subjects
 
 log = logging.getLogger(__name__)
@@ -353,8 +354,10 @@ class LearningStore:
         *,
         bucket: str,
         connected: Callable[[], bool] = lambda: True,
+        writer: JetStreamWriter | None = None,
     ) -> None:
         self.js = js
+        self.writer = writer
         self.kv = kv
         self.settings = settings
         self.stream = stream
@@ -375,16 +378,18 @@ class LearningStore:
         settings: Settings,
         *,
         connected: Callable[[], bool] = lambda: True,
+        writer: JetStreamWriter | None = None,
     ) -> LearningStore:
         """The bucket and the event log, each made when missing.
 
         ``connected`` says whether the connection is up (``nc.is_connected``): a stopped
-        mirror deletes its consumer only then. The CLI's one-shot reads need none.
+        mirror deletes its consumer only then. The CLI's one-shot reads need none, nor
+        the agent's ``writer`` (the log's appends go through it when given).
         """
         kv = await open_bucket(js, settings, "LEARNING", description="what verifications taught")
         stream = await ensure_stream(js, settings, learning_stream_spec(settings))
         bucket = bucket_name(settings, "LEARNING")
-        return cls(js, kv, settings, stream, bucket=bucket, connected=connected)
+        return cls(js, kv, settings, stream, bucket=bucket, connected=connected, writer=writer)
 
     def start(self) -> None:
         """Keep the mirror from now on (a running agent: every task reads the state)."""
@@ -425,12 +430,14 @@ class LearningStore:
         return True
 
     async def _log(self, kind: str, event_id: str, payload: bytes) -> None:
-        ack = await self.js.publish(
-            events_subject(self.settings.agent_id, kind),
-            payload,
-            headers={"Nats-Msg-Id": event_id},
-        )
-        log.debug("learning event %s at %s:%s", event_id, ack.stream, ack.seq)
+        subject, headers = events_subject(self.settings.agent_id, kind), {"Nats-Msg-Id": event_id}
+        if self.writer is not None:
+            acked = await self.writer.publish(subject, payload, headers)
+            stream, seq = acked.stream, acked.seq
+        else:
+            ack = await self.js.publish(subject, payload, headers=headers)
+            stream, seq = ack.stream, ack.seq
+        log.debug("learning event %s at %s:%s", event_id, stream, seq)
 
     # --- what happens --------------------------------------------------------------------
 

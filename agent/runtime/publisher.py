@@ -9,7 +9,6 @@ import logging
 
 import nats.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
 from tenacity import (
     AsyncRetrying,
@@ -18,6 +17,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from agent.runtime.writer import JetStreamWriter
 from agent.telemetry import tracing
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,9 @@ _TRANSIENT = (
 class Publisher:
     """The one place that sends: results, dead letters, plans, baselines, alerts."""
 
-    def __init__(self, nc: Client, js: JetStreamContext, *, attempts: int = 5) -> None:
+    def __init__(self, nc: Client, writer: JetStreamWriter, *, attempts: int = 5) -> None:
         self.nc = nc
-        self.js = js
+        self.writer = writer
         self.attempts = attempts
 
     @property
@@ -54,7 +54,7 @@ class Publisher:
             if msg_id:
                 headers["Nats-Msg-Id"] = msg_id
             try:  # the common case without the retry machinery (~70 µs a publish)
-                ack = await self.js.publish(subject, payload, timeout=timeout, headers=headers)
+                ack = await self.writer.publish(subject, payload, headers, timeout=timeout)
             except _TRANSIENT:
                 log.debug("publish to %s failed; retrying", subject, exc_info=True)
                 async for attempt in AsyncRetrying(
@@ -64,9 +64,7 @@ class Publisher:
                     reraise=True,
                 ):
                     with attempt:
-                        ack = await self.js.publish(
-                            subject, payload, timeout=timeout, headers=headers
-                        )
+                        ack = await self.writer.publish(subject, payload, headers, timeout=timeout)
             return 0 if ack.duplicate else int(ack.seq)
 
     async def to_subject(self, subject: str, payload: bytes) -> None:

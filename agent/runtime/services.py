@@ -22,7 +22,7 @@ from agent.runtime.dead_letters import DeadLetters
 from agent.runtime.directives import DirectiveStore
 from agent.runtime.dispatcher import Dispatcher
 from agent.runtime.handler import Clock, TaskHandler
-from agent.runtime.kv import open_bucket
+from agent.runtime.kv import bucket_name, open_bucket
 from agent.runtime.learning import LearningStore
 from agent.runtime.outbox import Outbox
 from agent.runtime.predictions import Predictions
@@ -32,6 +32,7 @@ from agent.runtime.samples import SampleSource
 from agent.runtime.strategy_processes import StrategyProcesses
 from agent.runtime.streams import ensure_streams
 from agent.runtime.task_records import TaskRecords
+from agent.runtime.writer import JetStreamWriter
 from agent.sources.kpi import KpiSource, KpiStats
 from agent.store import MetricStore
 from agent.strategies import Strategy
@@ -78,15 +79,19 @@ async def open_services(
     """Streams, buckets, sources and the dispatcher; the KPI source and the learning
     mirror are started (every task reads them) and stopped by ``stack``."""
     js = nc.jetstream()
+    writer = JetStreamWriter(nc)
+    await writer.start()
+    stack.push_async_callback(writer.close)  # last: everything else writes through it
     streams = await ensure_streams(js, settings)
-    records = await TaskRecords.open(js, settings)
+    records = await TaskRecords.open(js, settings, writer)
     predictions = Predictions(
-        await open_bucket(js, settings, "PREDICTIONS", description="predictions by id")
+        await open_bucket(js, settings, "PREDICTIONS", description="predictions by id"),
+        (writer, bucket_name(settings, "PREDICTIONS")),
     )
     directives = DirectiveStore(
         await open_bucket(js, settings, "STATE", description="the directive in force")
     )
-    publisher = Publisher(nc, js)
+    publisher = Publisher(nc, writer)
     dead_letters = DeadLetters(publisher, settings.agent_id, counters, clock)
     live = None
     if settings.kpi_enabled:
@@ -101,7 +106,9 @@ async def open_services(
         kpi = KpiSource(nc, js, settings, live, kpi_stats, dead_letters.core)
         await kpi.start()
         stack.push_async_callback(kpi.stop, settings.nats_drain_timeout_s)
-    learning = await LearningStore.open(js, settings, connected=lambda: nc.is_connected)
+    learning = await LearningStore.open(
+        js, settings, connected=lambda: nc.is_connected, writer=writer
+    )
     learning.start()  # the mirror every task's snapshot reads
     stack.push_async_callback(learning.stop)
     outbox = Outbox(publisher, predictions, learning)

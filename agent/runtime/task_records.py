@@ -18,8 +18,9 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from agent.config import Settings
-from agent.runtime.kv import open_bucket
+from agent.runtime.kv import bucket_name, open_bucket
 from agent.runtime.outbox import Output
+from agent.runtime.writer import EXPECT_NEW, JetStreamWriter, kv_subject
 from agent.telemetry import tracing
 
 
@@ -60,11 +61,15 @@ def record_key(task_id: str) -> str:
 
 
 class TaskRecords:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, fast: tuple[JetStreamWriter, str] | None = None) -> None:
         self.kv = kv
+        self.fast = fast
+        """The agent's writer and this bucket's name: a claim's create made through it."""
 
     @classmethod
-    async def open(cls, js: JetStreamContext, settings: Settings) -> TaskRecords:
+    async def open(
+        cls, js: JetStreamContext, settings: Settings, writer: JetStreamWriter | None = None
+    ) -> TaskRecords:
         kv = await open_bucket(
             js,
             settings,
@@ -72,7 +77,7 @@ class TaskRecords:
             description="the answer given to each task id",
             ttl_s=settings.task_record_ttl_s,
         )
-        return cls(kv)
+        return cls(kv, None if writer is None else (writer, bucket_name(settings, TASKS_DONE)))
 
     async def get(self, task_id: str) -> TaskRecord | None:
         try:
@@ -98,10 +103,22 @@ class TaskRecords:
             trace=tracing.inject({}),
         )
         try:
-            await self.kv.create(record_key(task_id), _ENC.encode(record))
+            await self._create(record_key(task_id), _ENC.encode(record))
         except KeyWrongLastSequenceError:
             existing = await self.get(task_id)
             if existing is None:  # pragma: no cover - deleted between the two calls
                 raise
             return existing, False
         return record, True
+
+    async def _create(self, key: str, value: bytes) -> None:
+        """The KV create: through the writer when there is one; when the key holds
+        something, nats-py's own (which also takes a key whose value was deleted)."""
+        if self.fast is not None:
+            writer, bucket = self.fast
+            try:
+                await writer.publish(kv_subject(bucket, key), value, EXPECT_NEW)
+                return
+            except KeyWrongLastSequenceError:
+                pass
+        await self.kv.create(key, value)
