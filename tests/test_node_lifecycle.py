@@ -155,6 +155,29 @@ async def test_long_task_is_kept_alive_with_in_progress(
         assert node.counters.received == 1
 
 
+async def test_a_replica_holds_no_more_long_tasks_than_it_computes_now_and_next(
+    nc: Client, make_settings: Callable[..., Settings]
+) -> None:
+    """Tasks fetched wait behind one strategy at a time: a replica that held all its slots
+    of long tasks would sit on work another replica could start."""
+    settings = make_settings()
+    async with AgentNode(settings, routes=slow_routes(0.3)) as node:
+        subject = f"swarm.rpc.{settings.agent_id}.api_optimization"
+        await nc.request(subject, encode(task()), timeout=30)  # how long a strategy takes
+        js = nc.jetstream()
+        for _ in range(8):
+            await js.publish(f"swarm.tasks.{settings.agent_id}.api_optimization", encode(task()))
+        consumer, held = node.running.consumer, [0]
+
+        def watch() -> bool:
+            held[0] = max(held[0], consumer.held)
+            return node.counters.completed == 9
+
+        await wait_for(watch, timeout=30)
+        assert 1 <= held[0] <= 2  # the one computing and the next (the slots are 16)
+        assert settings.max_in_flight == 16
+
+
 async def test_rpc_is_refused_with_overloaded_when_the_queue_is_full(
     nc: Client, make_settings: Callable[..., Settings]
 ) -> None:

@@ -30,6 +30,13 @@ from protocols import subjects
 log = logging.getLogger(__name__)
 
 FETCH_WAIT_S = 1.0
+HOLD_AHEAD_S = 0.1
+"""How much strategy time a replica holds in fetched tasks beyond the two it computes now
+and next (``TaskConsumer._room``): cheap tasks are fetched by the slot-full, so their
+waits on NATS overlap; long ones two at a time, so a replica never sits on work another
+replica could start (``max_ack_pending`` is the consumer's, shared by the replicas: with
+16 slots each, one replica took 154 of 248 planning tasks and 2 replicas did 1.37× of
+one; holding two at a time, 126 of 248 and 2.02×)."""
 
 
 class TaskConsumer:
@@ -51,6 +58,9 @@ class TaskConsumer:
         self.durable = f"{settings.agent_id}-tasks"
         self._stopping = asyncio.Event()
         self._sub: JetStreamContext.PullSubscription | None = None
+        self.held = 0
+        """Tasks fetched and not yet settled (acked, nak'ed or given up)."""
+        self._settled = asyncio.Event()
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -81,13 +91,14 @@ class TaskConsumer:
         backoff = 0.1
         while not self._stopping.is_set():
             free = await self.pool.wait_free()
+            room = await self._wait_room()
             if self._stopping.is_set():
                 break
             try:
                 if self._sub is None:
                     await self.subscribe()
                 assert self._sub is not None
-                msgs = await self._sub.fetch(min(free, 64), timeout=FETCH_WAIT_S)
+                msgs = await self._sub.fetch(min(free, room, 64), timeout=FETCH_WAIT_S)
             except (TimeoutError, nats.errors.TimeoutError):
                 msgs = []  # nothing now (nats.py #418), not an error
             except Exception as exc:
@@ -98,9 +109,26 @@ class TaskConsumer:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
+            self.held += len(msgs)
             for msg in msgs:
                 self.pool.run_durable(lambda m=msg: self._process(m))  # type: ignore[misc]
         await self.close()
+
+    def _room(self) -> int:
+        """How many more tasks to hold: as many as ``HOLD_AHEAD_S`` of typical strategy time,
+        plus the two computing now and next, less those held (64 before any strategy ran)."""
+        typical = self.dispatcher.handler.compute.typical_s
+        if typical <= 0.0:
+            return 64
+        return int(HOLD_AHEAD_S / typical) + 2 - self.held
+
+    async def _wait_room(self) -> int:
+        """Wait until there is room for one more task (or the consumer stops); how much."""
+        while (room := self._room()) <= 0 and not self._stopping.is_set():
+            self._settled.clear()
+            with contextlib.suppress(TimeoutError):  # stopping wakes the loop too
+                await asyncio.wait_for(self._settled.wait(), FETCH_WAIT_S)
+        return max(room, 1)
 
     async def close(self) -> None:
         """Drop the pull subscription (the durable consumer stays on the server)."""
@@ -118,6 +146,13 @@ class TaskConsumer:
                 await msg.in_progress()
 
     async def _process(self, msg: Msg) -> None:
+        try:
+            await self._answer(msg)
+        finally:
+            self.held -= 1
+            self._settled.set()
+
+    async def _answer(self, msg: Msg) -> None:
         meta = msg.metadata
         delivered = int(meta.num_delivered or 1)
         if delivered > 1:

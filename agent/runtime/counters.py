@@ -52,6 +52,10 @@ class WriteStats:
         return out
 
 
+TYPICAL_WEIGHT = 0.1
+"""Of a moving average, the newest sample's weight: about the last ten count."""
+
+
 @dataclass(slots=True)
 class ComputeStats:
     """Where the strategies ran and the CPU they took in this process (``$SRV.STATS``,
@@ -69,8 +73,18 @@ class ComputeStats:
     reruns: int = 0
     """Tasks whose strategy ran again: the directive or the learning state changed
     between what this agent had read last and the task's start (``TaskHandler.run``)."""
+    typical_s: float = 0.0
+    """How long a strategy holds its slot lately (clock seconds, a moving average): how
+    long a task held but not yet computed waits for each before it (``TaskConsumer``
+    fetches by it). 0 before the first."""
+
+    def took(self, seconds: float) -> None:
+        """Count a strategy's ``seconds`` into ``typical_s``."""
+        t = self.typical_s
+        self.typical_s = seconds if t == 0.0 else t + TYPICAL_WEIGHT * (seconds - t)
 
     def snapshot(self) -> dict[str, float]:
         out: dict[str, float] = asdict(self)
         out["cpu_s"] = round(self.cpu_s, 6)
+        out["typical_s"] = round(self.typical_s, 6)
         return out

@@ -308,7 +308,10 @@ class TaskHandler:
         compute = self.compute
         if self.processes is not None:  # bounded by the workers' own capacity
             compute.processes += 1
-            return await self.processes.run(ctx.task_type, ctx)
+            t0 = time.perf_counter()
+            report = await self.processes.run(ctx.task_type, ctx)
+            compute.took(time.perf_counter() - t0)
+            return report
         strategy = self.routes[ctx.task_type]
         async with self._computing:
             if small and self._quick.get(ctx.task_type, False):
@@ -319,11 +322,13 @@ class TaskHandler:
                 finally:
                     cpu_s = time.thread_time() - c0
                     compute.cpu_s += cpu_s
+                    compute.took(time.perf_counter() - t0)
                     if not _quick(cpu_s, time.perf_counter() - t0):
                         self._quick[ctx.task_type] = False
             compute.threads += 1
             report, cpu_s, wall_s = await asyncio.to_thread(_timed, strategy, ctx)
             compute.cpu_s += cpu_s
+            compute.took(wall_s)
             if small:
                 self._quick[ctx.task_type] = _quick(cpu_s, wall_s)
             return report
