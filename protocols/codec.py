@@ -96,15 +96,19 @@ def check_schema(envelope: Envelope, expected: SchemaName) -> None:
 _UNTAGGED_REPORT = "Object missing required field `kind` - at `$.report`"
 
 
-def _tag_report(data: bytes) -> bytes:
-    """A ``task_result/v1`` whose report lacks ``kind``, with the kind its fields imply.
+def _tag_report(data: bytes) -> bytes | None:
+    """A ``task_result/v1`` whose report lacks ``kind``, with the kind its fields imply;
+    None when what lacks it is not a report object after all (a ``report`` key given twice,
+    the last not an object: refused like any other schema violation).
 
     Agents before the typed report sent it untagged; a planning report is the one with
     ``plan_type``. Their plans without learning history carried ``learning_report: {}``,
     which now means none. Decoded once more, the result is checked like any other.
     """
     body = msgspec.json.decode(data)
-    report = body["report"]
+    report = body.get("report") if isinstance(body, dict) else None
+    if not isinstance(report, dict):
+        return None
     report["kind"] = report_kind(report)
     if report.get("learning_report") == {}:
         del report["learning_report"]
@@ -118,8 +122,9 @@ def decode(cls: type[M], data: bytes, envelope: Envelope | None = None) -> M:
     try:
         result: M = _DECODERS[cls].decode(data)
     except msgspec.ValidationError as exc:
-        if str(exc) == _UNTAGGED_REPORT:  # from an agent that predates ``kind``
-            return decode(cls, _tag_report(data), env)
+        # from an agent that predates ``kind``
+        if str(exc) == _UNTAGGED_REPORT and (tagged := _tag_report(data)) is not None:
+            return decode(cls, tagged, env)
         raise ProtocolError(
             ErrorCode.SCHEMA_VIOLATION, str(exc), task_id=env.readable_task_id
         ) from None

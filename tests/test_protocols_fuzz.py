@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import MESSAGE_TYPES, ErrorCode, ProtocolError, decode, encode, read_envelope
-from protocols.messages import Message
+from protocols.messages import Message, TaskResult
 from tests.strategies import WIRE_EXAMPLES, WIRE_MESSAGES, json_values
 
 ALL_TYPES = list(MESSAGE_TYPES.values())
@@ -220,6 +220,19 @@ def test_duplicated_key(cls: type[Message], doc: st.DataObject, value: Any, firs
     if decoded is not None and not first:
         # the last occurrence is the one that counts
         assert decoded == decode(cls, dumps({**body, key: value}))
+
+
+def test_a_report_given_twice_the_last_not_an_object_is_refused() -> None:
+    """What hypothesis found: an untagged report object, then ``"report": null``."""
+    data = (
+        b'{"report": {}, "schema": "task_result/v1", "task_id": "0", "task_type": "0", '
+        b'"agent_id": "0", "status": "completed", "started_at": "2000-01-01T00:00:00Z", '
+        b'"completed_at": "2000-01-01T00:00:00Z", "duration_ms": 0.0, "report": null, '
+        b'"error": null}'
+    )
+    with pytest.raises(ProtocolError) as refused:
+        decode(TaskResult, data)
+    assert refused.value.code is ErrorCode.SCHEMA_VIOLATION
 
 
 # --- (d) valid messages round-trip ---------------------------------------------------------

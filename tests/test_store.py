@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.errors import InvalidParams
@@ -242,6 +242,9 @@ _ops = st.lists(
 
 
 @given(_ops, st.integers(1, 20), st.integers(1, 5), st.floats(1.0, 400.0))
+@example(  # a series whose samples all fell past the horizon before a prune pass
+    [("a", (), [338.0]), ("b", (), [0.0, 241.0]), ("a", (), [339.0])], 1, 2, 97.0
+)
 def test_store_never_exceeds_its_bounds(
     ops: list[tuple[str, tuple[tuple[str, str], ...], list[float]]],
     per_series: int,

@@ -306,15 +306,20 @@ class MetricStore:
 
     def metrics(self) -> set[str]:
         """Names with at least one time series (bare numbers: ``scalar_metrics``)."""
-        return set(self._by_metric)
+        cutoff = self._cutoff()
+        return {
+            m for m, by in self._by_metric.items() if any(b.newest >= cutoff for b in by.values())
+        }
 
     def scalar_metrics(self) -> set[str]:
         """Names with a bare number."""
         return set(self._scalars)
 
     def label_sets(self, metric: str) -> list[LabelSet]:
-        """The label sets ``metric`` has series for, sorted."""
-        return sorted(self._by_metric.get(metric, {}))
+        """The label sets ``metric`` has series for, sorted: not one whose samples all fell
+        past the age horizon since the last prune (``series`` would return it empty)."""
+        cutoff = self._cutoff()
+        return sorted(ls for ls, b in self._by_metric.get(metric, {}).items() if b.newest >= cutoff)
 
     def scalar(self, metric: str) -> float | None:
         entry = self._scalars.get(metric)
