@@ -14,7 +14,8 @@ KPI stream off, as in ``bench_reliability``) and every baseline a process of its
   echo, p50 ≤ 2 × echo. And against what the agent cannot do without — the strategy
   alone, in this process, on the same payloads, measured in the same run before the agent
   starts and again right after it (the machine's speed drifts: the baseline brackets the
-  agent): throughput ≥ 0.8 × the strategy's, p50 ≤ the strategy's p50 + 1 ms. Beside
+  agent), under the agent's garbage-collector settings (``agent.runtime.gc_tuning``):
+  throughput ≥ 0.8 × the strategy's, p50 ≤ the strategy's p50 + 1 ms. Beside
   it, the floor of that p50 difference, bare: an echo's p50 plus a KV create's (the
   claim every answer is stored by before its reply), both from this process.
 - ``durable``: the same task published to ``swarm.tasks.…``, done when its result lands on
@@ -77,6 +78,7 @@ from agent.analysis.catalog import CATALOG
 from agent.config import Settings
 from agent.learning.state import LearningState
 from agent.runtime.embedded import EmbeddedServer, stop_process
+from agent.runtime.gc_tuning import tune_gc
 from agent.runtime.handler import configured_context
 from agent.strategies import ROUTES
 from protocols import TaskParams, TaskRequest, TaskType, decode, encode, subjects
@@ -691,6 +693,7 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
     # agent: this machine's speed drifts by tens of % within minutes, so the baseline
     # brackets the agent's run (both halves count; each rate is in the note)
     strategy_alone(phases["warmup"])
+    tune_gc()  # the agent's own garbage-collector settings (``agent.runtime.gc_tuning``)
     strat_before = strategy_alone(phases["throughput"])
     agent: dict[str, Any] = {}
     cpu: dict[str, Any] = {}

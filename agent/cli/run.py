@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 async def serve(settings: Settings) -> int:
     """Run the agent until SIGTERM/SIGINT (exit 0) or until NATS is lost for good (exit 3)."""
+    from agent.runtime.gc_tuning import tune_gc
     from agent.runtime.node import AgentNode
 
     async with AgentNode(settings) as node:
+        tune_gc()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, node.stop)

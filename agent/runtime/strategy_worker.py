@@ -15,7 +15,6 @@ It leaves on EOF of stdin (the agent closed it, or is gone), so it never outlive
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import pickle
 import signal
@@ -29,6 +28,7 @@ import msgspec
 
 from agent.errors import AgentError
 from agent.learning.state import LearningState, OutcomeSummary, PlanProgress, Totals
+from agent.runtime.gc_tuning import tune_gc
 
 READY = b"S"
 REPORT = b"R"
@@ -137,10 +137,7 @@ def main() -> None:
     if (blob := read_frame(inp)) is None:
         return
     routes = pickle.loads(blob)  # a route that cannot load ends us, its traceback on stderr
-    # what the imports made lives as long as we do: out of the collector's sight, so its
-    # full passes (a task allocates enough to trigger them) walk only what tasks made
-    gc.collect()
-    gc.freeze()
+    tune_gc()  # as the agent's own process does
     write_frame(out, READY)
     state = LearningState()
     encoder = msgspec.msgpack.Encoder()
