@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 
-from agent.runtime.writer import EXPECT_NEW, JetStreamWriter, kv_subject
+from agent.runtime.writer import BucketWrites, JetStreamWriter
 
 pytestmark = pytest.mark.nats
 
@@ -45,10 +45,13 @@ async def test_a_kv_create_of_a_key_that_holds_a_value_fails_as_nats_py_says(
 ) -> None:
     bucket = f"W{uuid.uuid4().hex[:8]}"
     kv = await nc.jetstream().create_key_value(KeyValueConfig(bucket=bucket))
-    await writer.publish(kv_subject(bucket, "k"), b"first", EXPECT_NEW)
+    writes = BucketWrites(writer, bucket)
+    first = await writes.create("k", b"first")
     with pytest.raises(KeyWrongLastSequenceError):
-        await writer.publish(kv_subject(bucket, "k"), b"second", EXPECT_NEW)
+        await writes.create("k", b"second")
     assert (await kv.get("k")).value == b"first"
+    assert await writes.put("k", b"third") == first + 1  # a put takes any key
+    assert (await kv.get("k")).value == b"third"
 
 
 async def test_an_error_answer_is_nats_pys_exception(nc: Client, writer: JetStreamWriter) -> None:

@@ -320,10 +320,10 @@ class TaskHandler:
                 try:
                     return strategy(ctx)
                 finally:
-                    cpu_s = time.thread_time() - c0
+                    cpu_s, wall_s = time.thread_time() - c0, time.perf_counter() - t0
                     compute.cpu_s += cpu_s
-                    compute.took(time.perf_counter() - t0)
-                    if not _quick(cpu_s, time.perf_counter() - t0):
+                    compute.took(wall_s)
+                    if not _quick(cpu_s, wall_s):
                         self._quick[ctx.task_type] = False
             compute.threads += 1
             report, cpu_s, wall_s = await asyncio.to_thread(_timed, strategy, ctx)

@@ -233,7 +233,7 @@ class AgentNode:
             extra=lambda: {
                 "kpi": self.kpi_stats.snapshot(),
                 "writes": services.writes.snapshot(),
-                "strategy": services.handler.compute.snapshot(),
+                "strategy": dispatcher.handler.compute.snapshot(),
             },
         )
         stack.push_async_callback(_stop_service, service)

@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 from agent.learning.records import PredictionRecord
 from agent.learning.state import plan_key
 from agent.planning.playbook import PLAYBOOK
-from agent.runtime.writer import JetStreamWriter, kv_subject
+from agent.runtime.writer import BucketWrites
 from protocols.messages import OptimizationPlan, PerformanceBaseline
 
 ENCODER = msgspec.json.Encoder()
@@ -38,18 +38,14 @@ _PLAN_DECODER = msgspec.json.Decoder(PlanPredictions)
 
 
 class Predictions:
-    def __init__(self, kv: KeyValue, fast: tuple[JetStreamWriter, str] | None = None) -> None:
+    def __init__(self, kv: KeyValue, fast: BucketWrites | None = None) -> None:
         self.kv = kv
         self.fast = fast
-        """The agent's writer and this bucket's name: a plan's predictions written through it."""
+        """The bucket's writes through the agent's writer: a plan's predictions made by it."""
 
     async def put_plan(self, plan_id: str, payload: bytes) -> None:
         """Store a plan's predictions (``PlanPredictions`` bytes): one write."""
-        if self.fast is not None:
-            writer, bucket = self.fast
-            await writer.publish(kv_subject(bucket, plan_key(plan_id)), payload)
-        else:
-            await self.kv.put(plan_key(plan_id), payload)
+        await (self.fast or self.kv).put(plan_key(plan_id), payload)
 
     async def put_raw(self, recommendation_id: str, payload: bytes) -> None:
         """One prediction by recommendation id: the layout of earlier agents, still sent

@@ -32,7 +32,7 @@ from agent.runtime.samples import SampleSource
 from agent.runtime.strategy_processes import StrategyProcesses
 from agent.runtime.streams import ensure_streams
 from agent.runtime.task_records import TaskRecords
-from agent.runtime.writer import JetStreamWriter
+from agent.runtime.writer import BucketWrites, JetStreamWriter
 from agent.sources.kpi import KpiSource, KpiStats
 from agent.store import MetricStore
 from agent.strategies import Strategy
@@ -61,7 +61,6 @@ class Services:
     """Sends each claimed answer's outputs and result (its reader runs in the node)."""
     writes: WriteStats
     dispatcher: Dispatcher
-    handler: TaskHandler
     kpi: KpiSource | None
     """None when KPI ingestion is off (``kpi_enabled``)."""
 
@@ -86,7 +85,7 @@ async def open_services(
     records = await TaskRecords.open(js, settings, writer)
     predictions = Predictions(
         await open_bucket(js, settings, "PREDICTIONS", description="predictions by id"),
-        (writer, bucket_name(settings, "PREDICTIONS")),
+        BucketWrites(writer, bucket_name(settings, "PREDICTIONS")),
     )
     directives = DirectiveStore(
         await open_bucket(js, settings, "STATE", description="the directive in force")
@@ -153,7 +152,6 @@ async def open_services(
         relay=relay,
         writes=writes,
         dispatcher=dispatcher,
-        handler=handler,
         kpi=kpi,
     )
 

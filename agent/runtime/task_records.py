@@ -20,7 +20,7 @@ from nats.js.kv import KeyValue
 from agent.config import Settings
 from agent.runtime.kv import bucket_name, open_bucket
 from agent.runtime.outbox import Output
-from agent.runtime.writer import EXPECT_NEW, JetStreamWriter, kv_subject
+from agent.runtime.writer import BucketWrites, JetStreamWriter
 from agent.telemetry import tracing
 
 
@@ -61,10 +61,10 @@ def record_key(task_id: str) -> str:
 
 
 class TaskRecords:
-    def __init__(self, kv: KeyValue, fast: tuple[JetStreamWriter, str] | None = None) -> None:
+    def __init__(self, kv: KeyValue, fast: BucketWrites | None = None) -> None:
         self.kv = kv
         self.fast = fast
-        """The agent's writer and this bucket's name: a claim's create made through it."""
+        """The bucket's writes through the agent's writer: a claim's create made by it."""
 
     @classmethod
     async def open(
@@ -77,7 +77,8 @@ class TaskRecords:
             description="the answer given to each task id",
             ttl_s=settings.task_record_ttl_s,
         )
-        return cls(kv, None if writer is None else (writer, bucket_name(settings, TASKS_DONE)))
+        fast = None if writer is None else BucketWrites(writer, bucket_name(settings, TASKS_DONE))
+        return cls(kv, fast)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         try:
@@ -115,9 +116,8 @@ class TaskRecords:
         """The KV create: through the writer when there is one; when the key holds
         something, nats-py's own (which also takes a key whose value was deleted)."""
         if self.fast is not None:
-            writer, bucket = self.fast
             try:
-                await writer.publish(kv_subject(bucket, key), value, EXPECT_NEW)
+                await self.fast.create(key, value)
                 return
             except KeyWrongLastSequenceError:
                 pass

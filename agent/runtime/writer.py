@@ -55,6 +55,21 @@ def kv_subject(bucket: str, key: str) -> str:
     return f"$KV.{bucket}.{key}"
 
 
+class BucketWrites(NamedTuple):
+    """A KV bucket's writes through the agent's writer (keys are the caller's, valid)."""
+
+    writer: JetStreamWriter
+    bucket: str
+
+    async def put(self, key: str, value: bytes) -> int:
+        """Store ``value`` at ``key``; its revision."""
+        return (await self.writer.publish(kv_subject(self.bucket, key), value)).seq
+
+    async def create(self, key: str, value: bytes) -> int:
+        """Store ``value`` at ``key`` unless it holds one (``KeyWrongLastSequenceError``)."""
+        return (await self.writer.publish(kv_subject(self.bucket, key), value, EXPECT_NEW)).seq
+
+
 class _Ack(msgspec.Struct):
     stream: str = ""
     seq: int = 0
