@@ -17,8 +17,9 @@ KPI stream off, as in ``bench_reliability``) and every baseline a process of its
   strategy's p50 + 1 ms. The machine's speed drifts by tens of % within minutes, so the
   throughput phase is cut in ``ROUNDS`` turns, each run between two runs of the strategy
   alone (the agent idles meanwhile) and judged against them; the goal is met on the
-  median of those ratios. The sequential round trips likewise, in ``ROUNDS`` turns each
-  after a run of the strategy alone, and the p50 difference is the median of the turns'.
+  median of those ratios. The sequential round trips likewise: ``ROUNDS`` turns, each
+  between two runs of the strategy alone, and the p50 difference is the median of the
+  turns'.
   Beside
   it, the floor of that p50 difference, bare: an echo's p50 plus a KV create's (the
   claim every answer is stored by before its reply), both from this process.
@@ -101,7 +102,8 @@ SCRIPT_TIMEOUT_S = 1800.0
 BASELINE_REPEAT = 3
 """Runs of each bare baseline (the median counts): they are over in a fraction of a second."""
 ROUNDS = 4
-"""Turns of the rpc throughput phase, each between two runs of the strategy alone."""
+"""Turns of the rpc sequential and throughput phases, each between two runs of the strategy
+alone and judged against them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -738,11 +740,12 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
     async with b.agents("rpc", 1, agent) as (agent_id, meter):
         subject = subjects.rpc(agent_id, TaskType.API_OPTIMIZATION)
         warm = await round_trips(b.nc, subject, phases["warmup"], 1, t)
+        seq_rounds = [phases["sequential"][i::ROUNDS] for i in range(ROUNDS)]
         seq_turns, seq_alone = [], []
-        for bodies in [phases["sequential"][i::ROUNDS] for i in range(ROUNDS)]:
+        for bodies in seq_rounds:
             seq_alone.append(strategy_alone(bodies))
             seq_turns.append(await round_trips(b.nc, subject, bodies, 1, t))
-        seq_alone.append(strategy_alone(bodies))
+        seq_alone.append(strategy_alone(seq_rounds[-1]))
         count = await WriteCount.start(b, agent_id)
         computed = await strategy_cpu_s(b, agent_id)
         spent, turns = Spent(), []
