@@ -142,6 +142,38 @@ def inline_samples(params: TaskParams, limit: int) -> int:
     return count
 
 
+def answer_outputs(
+    report: Report, settings: Settings, task_id: str, service: str | None
+) -> list[Output]:
+    """The plan's predictions (one value), plan, baseline and the plan's size, for a report
+    that recommends: what an answer sends besides its result (pure: the bench times it)."""
+    made = handoff(report, task_id=task_id, agent_id=settings.agent_id, service=service)
+    if made is None:
+        return []
+    plan, baseline = made
+    predictions = plan_predictions(plan, baseline, task_id)
+    outputs: list[Output] = []
+    if predictions.predictions:
+        payload = msgspec.Raw(PREDICTION_ENCODER.encode(predictions))
+        outputs.append(PlanPredictionsOut(plan_id=plan.plan_id, payload=payload))
+    outputs.append(
+        Publish(
+            subject=subjects.plans(settings.hephaestus_id),
+            payload=msgspec.Raw(encode(plan)),
+            msg_id=plan.plan_id,
+        )
+    )
+    outputs.append(
+        Publish(
+            subject=subjects.baselines(settings.athena_id),
+            payload=msgspec.Raw(encode(baseline)),
+            msg_id=baseline.baseline_id,
+        )
+    )
+    outputs.append(PlanIssued(plan_id=plan.plan_id, issued=IssuedItems(len(plan.items))))
+    return outputs
+
+
 class TaskHandler:
     def __init__(
         self,
@@ -283,7 +315,7 @@ class TaskHandler:
             ctx = dataclasses.replace(ctx, store=store, source_report=source_report)
         small = store is None and self._small(ctx.params)
         report = await self._compute(ctx, small)
-        return report, self.outputs(report, ctx.task_id, ctx.params.service)
+        return report, answer_outputs(report, self.settings, ctx.task_id, ctx.params.service)
 
     def _small(self, params: TaskParams) -> bool:
         """Whether a task on its inline data is small enough to compute on the event loop
@@ -332,32 +364,3 @@ class TaskHandler:
             if small:
                 self._quick[ctx.task_type] = _quick(cpu_s, wall_s)
             return report
-
-    def outputs(self, report: Report, task_id: str, service: str | None) -> list[Output]:
-        """The plan's predictions (one value), plan, baseline and the plan's size, for a
-        report that recommends."""
-        made = handoff(report, task_id=task_id, agent_id=self.settings.agent_id, service=service)
-        if made is None:
-            return []
-        plan, baseline = made
-        predictions = plan_predictions(plan, baseline, task_id)
-        outputs: list[Output] = []
-        if predictions.predictions:
-            payload = msgspec.Raw(PREDICTION_ENCODER.encode(predictions))
-            outputs.append(PlanPredictionsOut(plan_id=plan.plan_id, payload=payload))
-        outputs.append(
-            Publish(
-                subject=subjects.plans(self.settings.hephaestus_id),
-                payload=msgspec.Raw(encode(plan)),
-                msg_id=plan.plan_id,
-            )
-        )
-        outputs.append(
-            Publish(
-                subject=subjects.baselines(self.settings.athena_id),
-                payload=msgspec.Raw(encode(baseline)),
-                msg_id=baseline.baseline_id,
-            )
-        )
-        outputs.append(PlanIssued(plan_id=plan.plan_id, issued=IssuedItems(len(plan.items))))
-        return outputs
