@@ -903,7 +903,8 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
             "ms",
             baseline_what="the strategies' CPU in the agent",
             note="the same answers, so the machine's speed cancels out: the rest is what an "
-            "answer costs besides its analysis (none measured with strategy worker processes)",
+            "answer costs besides its analysis (the strategies' own CPU is measured where they "
+            "run, in the agent or its strategy worker processes)",
         ),
         _over_row(
             "rpc p50 minus the strategy's p50",

@@ -76,6 +76,9 @@ PLAN = TaskParams(
 )
 
 
+NAP_03 = TaskParams(window="1h", metrics={"nap_s": 0.3})
+
+
 def context(task_type: TaskType, params: TaskParams = CHEAP, **fields: Any) -> TaskContext:
     return configured_context(
         SETTINGS,
@@ -167,6 +170,15 @@ async def test_a_worker_reports_what_the_strategy_reports_in_process(
         pickle.loads(pickle.dumps(ctx, protocol=5))  # every part of a context pickles
         expected: Report = ROUTES[ctx.task_type](ctx)
         assert await procs.run(ctx.task_type, ctx) == expected
+
+
+async def test_a_worker_reports_the_cpu_its_strategy_took_not_the_time_it_took(
+    procs: StrategyProcesses,
+) -> None:
+    _, napped = await procs.run_timed(NAP, context(NAP, params=NAP_03))
+    assert 0.0 <= napped < 0.1  # 0.3 s asleep: next to no CPU
+    _, planned = await procs.run_timed(PLANNING, context(PLANNING, params=PLAN))
+    assert planned > 0.0
 
 
 async def test_the_worker_sees_the_learning_state_the_agent_had(procs: StrategyProcesses) -> None:
@@ -385,6 +397,9 @@ async def test_an_agent_with_a_worker_answers_as_one_without(
             )
             assert plans
             answers.append(answer["report"])
+            compute = node.services.dispatcher.handler.compute
+            assert compute.cpu_s > 0.0  # measured where the strategy ran, worker or not
+            assert compute.processes == processes
     in_process, in_worker = answers
     assert in_worker["recommendations"]
 

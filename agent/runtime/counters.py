@@ -67,9 +67,10 @@ class ComputeStats:
     threads: int = 0
     """Strategies run in a worker thread."""
     processes: int = 0
-    """Strategies run in worker processes (``strategy_processes``; their CPU is theirs)."""
+    """Strategies run in worker processes (``strategy_processes``)."""
     cpu_s: float = 0.0
-    """CPU seconds of the inline and thread runs (the running thread's own time)."""
+    """CPU seconds of the strategy calls (the running thread's own time), wherever they ran:
+    a worker process measures its own and sends it with the report."""
     reruns: int = 0
     """Tasks whose strategy ran again: the directive or the learning state changed
     between what this agent had read last and the task's start (``TaskHandler.run``)."""

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from agent.learning.state import LearningState
-from agent.runtime.strategy_worker import REPORT, Changes, LearningDelta
+from agent.runtime.strategy_worker import CPU_SECONDS, REPORT, Changes, LearningDelta
 from agent.strategies import Report, Strategy, TaskContext
 from protocols import TaskType
 
@@ -227,6 +227,11 @@ class StrategyProcesses:
     async def run(self, task_type: TaskType, ctx: TaskContext) -> Report:
         """``task_type``'s strategy on ``ctx`` in a worker; raises what it raised, or
         ``WorkerDied``."""
+        report, _ = await self.run_timed(task_type, ctx)
+        return report
+
+    async def run_timed(self, task_type: TaskType, ctx: TaskContext) -> tuple[Report, float]:
+        """``run``, and the CPU seconds the strategy took in its worker."""
         async with self._room:  # then some worker holds fewer than PIPELINE tasks
             slot = min(self._slots, key=lambda s: s.in_hand)
             slot.in_hand += 1
@@ -235,7 +240,9 @@ class StrategyProcesses:
             finally:
                 slot.in_hand -= 1
 
-    async def _run(self, slot: _Slot, task_type: TaskType, ctx: TaskContext) -> Report:
+    async def _run(
+        self, slot: _Slot, task_type: TaskType, ctx: TaskContext
+    ) -> tuple[Report, float]:
         started = self._renew(slot)
         worker = await asyncio.shield(started)
         learning = ctx.learning
@@ -254,7 +261,8 @@ class StrategyProcesses:
             reply.cancel()  # given up on (cancelled): dropped when it comes
         body = memoryview(data)[1:]
         if data[:1] == REPORT:
-            return _REPORTS.decode(body)
+            (cpu_s,) = CPU_SECONDS.unpack_from(body)
+            return _REPORTS.decode(body[CPU_SECONDS.size :]), cpu_s
         exc, trace = pickle.loads(body)
         if trace:
             exc.add_note(f"in strategy worker process {worker.proc.pid}:\n{trace}")

@@ -6,8 +6,9 @@ talks to it over its stdin and stdout in frames (4-byte big-endian length, then 
 - in: the routes (pickled; unpickling them imports the strategies, numpy and scipy), then
   per task ``(task type, context without its learning state, LearningDelta | None)``;
 - out: ``READY`` once the routes are loaded, then per task, in order, ``REPORT`` + the
-  report in msgpack, or ``FAILED`` + the pickled ``(exception, traceback)`` the strategy
-  raised. The agent may send the next task before this one is answered: it waits in the pipe.
+  CPU seconds the strategy took (``CPU_SECONDS``) + the report in msgpack, or ``FAILED`` +
+  the pickled ``(exception, traceback)`` the strategy raised. The agent may send the next
+  task before this one is answered: it waits in the pipe.
 
 It leaves on EOF of stdin (the agent closed it, or is gone), so it never outlives the agent.
 """
@@ -18,7 +19,9 @@ import dataclasses
 import os
 import pickle
 import signal
+import struct
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from types import FrameType
@@ -33,6 +36,9 @@ from agent.runtime.gc_tuning import tune_gc
 READY = b"S"
 REPORT = b"R"
 FAILED = b"E"
+CPU_SECONDS = struct.Struct(">d")
+"""After ``REPORT``: the CPU time of the strategy call, which the agent adds to its own
+strategies' (``ComputeStats.cpu_s``) as it does for those it runs itself."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -148,7 +154,10 @@ def main() -> None:
             apply_delta(state, delta)
             ctx = dataclasses.replace(ctx, learning=state.copy())
         try:
-            reply = REPORT + encoder.encode(routes[task_type](ctx))
+            c0 = time.thread_time()
+            report = routes[task_type](ctx)
+            cpu_s = time.thread_time() - c0
+            reply = REPORT + CPU_SECONDS.pack(cpu_s) + encoder.encode(report)
         except Exception as exc:
             reply = failure(exc)
         write_frame(out, reply)
