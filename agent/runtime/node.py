@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 LOOP_STOP_S = 5.0
 """How long a background loop may take to finish once asked to stop; then it is cancelled."""
+RELAY_LOOP = "answer-relay"
+"""The relay's loop (and task) name: the drain waits for it only while it runs."""
 
 
 class _Loop(Protocol):
@@ -262,7 +264,7 @@ class AgentNode:
         )
         loops += [
             ("task-consumer", consumer),
-            ("answer-relay", relay),
+            (RELAY_LOOP, relay),
             (
                 "max-deliveries",
                 max_deliveries_reader(
@@ -345,7 +347,7 @@ async def _supervised(name: str, run: Callable[[], Awaitable[None]]) -> None:
 async def _drain(relay: StreamReader, tasks: list[asyncio.Task[None]], timeout: float) -> None:
     """Until the relay has sent every claim (its consumer has nothing pending), at most
     ``timeout``; what is left is sent by the next relay to run (it stays in the stream)."""
-    if not any(t.get_name() == "answer-relay" and not t.done() for t in tasks):
+    if not any(t.get_name() == RELAY_LOOP and not t.done() for t in tasks):
         return
     if not await caught_up(relay, timeout):
         log.warning("the relay had not sent every claimed answer in %g s; the next run will")
