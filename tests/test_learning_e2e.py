@@ -22,7 +22,7 @@ from agent.runtime.learning import LearningStore
 from agent.runtime.node import AgentNode
 from protocols import ImprovementRange
 from tests.payloads import encode, iso, task
-from tests.test_node_e2e import rpc
+from tests.test_node_e2e import rpc, stream_messages
 
 pytestmark = pytest.mark.nats
 
@@ -55,6 +55,14 @@ async def until(check: Callable[[], Any], timeout: float = 30.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def sent_to_peer(nc: Client, node: AgentNode, stream: str, subject: str) -> None:
+    """Wait until the plan (or baseline) of the answer just received is out, as the peer
+    that reports back on it got it: the rpc reply comes before the relay sends them, the
+    plan's predictions first (a report on a plan whose predictions are not stored yet
+    cannot say which approach it was about)."""
+    assert await stream_messages(nc, node.streams[stream], subject, 1)
+
+
 async def test_verifications_calibrate_later_predictions_and_survive_a_restart(
     nc: Client, make_settings: Callable[..., Settings]
 ) -> None:
@@ -67,6 +75,7 @@ async def test_verifications_calibrate_later_predictions_and_survive_a_restart(
         assert rec["calibrated"] is False
         prior = rec["expected_improvement_pct"]["expected"]
         plan_id = f"plan-{__import__('hashlib').sha256(first['task_id'].encode()).hexdigest()[:16]}"
+        await sent_to_peer(nc, node, "BASELINES", f"swarm.baselines.{settings.athena_id}")
         # Athena measured 90 % of what was expected, three times; one of them twice
         sent = []
         for _ in range(3):
@@ -165,6 +174,7 @@ async def test_an_infeasible_approach_sinks_in_the_next_plan(
             "strategic_backend_planning",
         )
         item = first["report"]["prioritized_plan"][0]
+        await sent_to_peer(nc, node, "PLANS", f"swarm.plans.{settings.hephaestus_id}")
         update = {
             "schema": "implementation_update/v1",
             "update_id": f"upd-{uuid.uuid4().hex[:8]}",
