@@ -503,6 +503,33 @@ def joined(runs: Sequence[Trips]) -> Trips:
     )
 
 
+@dataclass
+class Rounds:
+    """The agent's turns, and the strategy alone before the first and after each."""
+
+    turns: list[Trips]
+    alone: list[Trips]
+
+    def pairs(self) -> Iterator[tuple[Trips, Trips]]:
+        """Each turn with the strategy alone right before and right after it, as one run."""
+        for i, turn in enumerate(self.turns):
+            yield turn, joined(self.alone[i : i + 2])
+
+
+async def in_rounds(
+    bodies: Sequence[bytes], agent_turn: Callable[[Sequence[bytes]], Awaitable[Trips]]
+) -> Rounds:
+    """``bodies`` in ``ROUNDS`` turns of the agent's, the strategy alone on the same bodies
+    before the first and after each (the agent idles meanwhile): this machine's speed drifts
+    by tens of % within minutes, so each turn is judged against the runs around it."""
+    chunks = [bodies[i::ROUNDS] for i in range(ROUNDS)]
+    rounds = Rounds([], [strategy_alone(chunks[0])])
+    for chunk in chunks:
+        rounds.turns.append(await agent_turn(chunk))
+        rounds.alone.append(strategy_alone(chunk))
+    return rounds
+
+
 def median_run(runs: Sequence[Trips]) -> Trips:
     """The run of median throughput: a baseline this fast is over in a blink, so it is repeated."""
     return sorted(runs, key=lambda t: t.rate)[len(runs) // 2]
@@ -761,42 +788,36 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
         "sequential": cheap_tasks(f"{run}-rs", s.rpc_sequential),
         "throughput": cheap_tasks(f"{run}-rt", s.rpc_requests),
     }
-    # the strategy alone, then the agent, in turns: this machine's speed drifts by tens of %
-    # within minutes, so each of the agent's rounds is judged against the strategy alone
-    # right before and right after it (the agent idles meanwhile), and the goal against the
-    # median of those ratios
-    rounds = [phases["throughput"][i::ROUNDS] for i in range(ROUNDS)]
     strategy_alone(phases["warmup"])
     tune_gc()  # the agent's own garbage-collector settings (``agent.runtime.gc_tuning``)
-    alone = [strategy_alone(rounds[0])]
     agent: dict[str, Any] = {}
     cpu: dict[str, Any] = {}
     async with b.agents("rpc", 1, agent) as (agent_id, meter):
         subject = subjects.rpc(agent_id, TaskType.API_OPTIMIZATION)
         warm = await round_trips(b.nc, subject, phases["warmup"], 1, t)
-        seq_rounds = [phases["sequential"][i::ROUNDS] for i in range(ROUNDS)]
-        seq_turns, seq_alone = [], []
-        for bodies in seq_rounds:
-            seq_alone.append(strategy_alone(bodies))
-            seq_turns.append(await round_trips(b.nc, subject, bodies, 1, t))
-        seq_alone.append(strategy_alone(seq_rounds[-1]))
+
+        async def one_by_one(bodies: Sequence[bytes]) -> Trips:
+            return await round_trips(b.nc, subject, bodies, 1, t)
+
+        seq_rounds = await in_rounds(phases["sequential"], one_by_one)
         count = await WriteCount.start(b, agent_id)
         computed = await strategy_cpu_s(b, agent_id)
-        spent, turns = Spent(), []
-        for bodies in rounds:
+        spent = Spent()
+
+        async def in_flight(bodies: Sequence[bytes]) -> Trips:
             with meter.adding(spent):
-                turns.append(await round_trips(b.nc, subject, bodies, s.rpc_in_flight, t))
-            alone.append(strategy_alone(bodies))
+                return await round_trips(b.nc, subject, bodies, s.rpc_in_flight, t)
+
+        thr_rounds = await in_rounds(phases["throughput"], in_flight)
         spent.put(s.rpc_requests, cpu)
         computed = await strategy_cpu_s(b, agent_id) - computed
         writes = await count.stop(b, s.rpc_requests)
-    thr, strat, seq = joined(turns), joined(alone), joined(seq_turns)
+    thr, strat, seq = joined(thr_rounds.turns), joined(thr_rounds.alone), joined(seq_rounds.turns)
     overs = [
-        percentile(turn.latencies_ms, 50)
-        - percentile(joined(seq_alone[i : i + 2]).latencies_ms, 50)
-        for i, turn in enumerate(seq_turns)
+        percentile(turn.latencies_ms, 50) - percentile(around.latencies_ms, 50)
+        for turn, around in seq_rounds.pairs()
     ]
-    round_ratios = [turn.rate / joined(alone[i : i + 2]).rate for i, turn in enumerate(turns)]
+    round_ratios = [turn.rate / around.rate for turn, around in thr_rounds.pairs()]
     b.shared["rpc_per_s"] = thr.rate
     reply_size = result_summary(warm.replies)["reply_bytes_median"]
     agent |= {
@@ -828,16 +849,16 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
         "in_flight": s.rpc_in_flight,
         "agent": agent,
         "writes": writes,
-        "strategy_alone_sequential_rounds": joined(seq_alone).summary()
+        "strategy_alone_sequential_rounds": joined(seq_rounds.alone).summary()
         | {"p50_over_by_round_ms": [round(x, 3) for x in overs]},
         "strategy_alone": strat.summary()
         | {
             "what": "the strategy call, in the bench process, before each of the agent's "
             "throughput rounds and after the last",
-            "runs_per_s": [round(r.rate, 1) for r in alone],
+            "runs_per_s": [round(r.rate, 1) for r in thr_rounds.alone],
         },
         "throughput_rounds": {
-            "agent_per_s": [round(r.rate, 1) for r in turns],
+            "agent_per_s": [round(r.rate, 1) for r in thr_rounds.turns],
             "agent_vs_strategy_alone": [round(r, 3) for r in round_ratios],
         },
         "claim_alone_p50_ms": round(percentile(claims, 50), 3),
@@ -909,7 +930,7 @@ async def bench_rpc(b: Bench, out: Outcome) -> None:
         _over_row(
             "rpc p50 minus the strategy's p50",
             percentile(seq.latencies_ms, 50),
-            percentile(joined(seq_alone).latencies_ms, 50),
+            percentile(joined(seq_rounds.alone).latencies_ms, 50),
             overs,
             at_most_ms=1.0,
             floor=floor_parts,

@@ -76,9 +76,6 @@ PLAN = TaskParams(
 )
 
 
-NAP_03 = TaskParams(window="1h", metrics={"nap_s": 0.3})
-
-
 def context(task_type: TaskType, params: TaskParams = CHEAP, **fields: Any) -> TaskContext:
     return configured_context(
         SETTINGS,
@@ -120,7 +117,7 @@ def learned() -> LearningState:
 
 async def echoed(procs: StrategyProcesses, **fields: Any) -> str:
     """The digest of the learning state the worker gave ``echo_learning``."""
-    report = await procs.run(ECHO, context(ECHO, **fields))
+    report, _ = await procs.run(ECHO, context(ECHO, **fields))
     assert isinstance(report, AnalysisReport)
     return report.analysis_type
 
@@ -169,15 +166,16 @@ async def test_a_worker_reports_what_the_strategy_reports_in_process(
     for ctx in contexts:
         pickle.loads(pickle.dumps(ctx, protocol=5))  # every part of a context pickles
         expected: Report = ROUTES[ctx.task_type](ctx)
-        assert await procs.run(ctx.task_type, ctx) == expected
+        report, _ = await procs.run(ctx.task_type, ctx)
+        assert report == expected
 
 
 async def test_a_worker_reports_the_cpu_its_strategy_took_not_the_time_it_took(
     procs: StrategyProcesses,
 ) -> None:
-    _, napped = await procs.run_timed(NAP, context(NAP, params=NAP_03))
+    _, napped = await procs.run(NAP, napping(0.3))
     assert 0.0 <= napped < 0.1  # 0.3 s asleep: next to no CPU
-    _, planned = await procs.run_timed(PLANNING, context(PLANNING, params=PLAN))
+    _, planned = await procs.run(PLANNING, context(PLANNING, params=PLAN))
     assert planned > 0.0
 
 

@@ -341,7 +341,7 @@ class TaskHandler:
         if self.processes is not None:  # bounded by the workers' own capacity
             compute.processes += 1
             t0 = time.perf_counter()
-            report, cpu_s = await self.processes.run_timed(ctx.task_type, ctx)
+            report, cpu_s = await self.processes.run(ctx.task_type, ctx)
             compute.cpu_s += cpu_s
             compute.took(time.perf_counter() - t0)
             return report

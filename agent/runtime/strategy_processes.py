@@ -224,14 +224,9 @@ class StrategyProcesses:
             self._renew(slot)
             self._slots.append(slot)
 
-    async def run(self, task_type: TaskType, ctx: TaskContext) -> Report:
-        """``task_type``'s strategy on ``ctx`` in a worker; raises what it raised, or
-        ``WorkerDied``."""
-        report, _ = await self.run_timed(task_type, ctx)
-        return report
-
-    async def run_timed(self, task_type: TaskType, ctx: TaskContext) -> tuple[Report, float]:
-        """``run``, and the CPU seconds the strategy took in its worker."""
+    async def run(self, task_type: TaskType, ctx: TaskContext) -> tuple[Report, float]:
+        """``task_type``'s strategy on ``ctx`` in a worker, and the CPU seconds it took there;
+        raises what it raised, or ``WorkerDied``."""
         async with self._room:  # then some worker holds fewer than PIPELINE tasks
             slot = min(self._slots, key=lambda s: s.in_hand)
             slot.in_hand += 1
